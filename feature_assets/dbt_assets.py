@@ -1,0 +1,95 @@
+"""Feature tables as daily-partitioned Dagster assets built by dbt."""
+
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from feature_assets.contract import FeatureTable
+from resources.offline_store import OfflineStore
+
+
+class FeatureTableTranslator(DagsterDbtTranslator):
+    """Maps each feature table's contract onto its asset spec: owners, group, tags, metadata."""
+
+    def __init__(self, tables: Mapping[str, FeatureTable]) -> None:
+        super().__init__()
+        self._tables = tables
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        table = self._tables.get(self.get_resource_props(manifest, unique_id)["name"])
+        if table is None or not unique_id.startswith("model."):
+            return spec
+        return spec.replace_attributes(
+            owners=[table.owner],
+            group_name=table.entity,
+            freshness_policy=(
+                dg.FreshnessPolicy.time_window(fail_window=table.freshness)
+                if table.freshness
+                else None
+            ),
+        ).merge_attributes(
+            tags={"feature_table": "", **{tag: "" for tag in table.tags}},
+            metadata=feature_table_metadata(table),
+        )
+
+
+def feature_table_metadata(table: FeatureTable) -> dict[str, Any]:
+    return {
+        "entity": table.entity,
+        "keys": list(table.keys),
+        "timestamp": table.timestamp,
+        "created_timestamp": table.created_timestamp,
+        "ttl": _duration(table.ttl),
+        "freshness": _duration(table.freshness),
+        "online": table.online,
+        "features": dg.TableSchema(
+            columns=[
+                dg.TableColumn(name=f.name, type=f.logical_type, description=f.description)
+                for f in table.features
+            ]
+        ),
+    }
+
+
+def _duration(value: timedelta | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def build_feature_table_assets(
+    project: DbtProject,
+    tables: Mapping[str, FeatureTable],
+    partitions_def: dg.DailyPartitionsDefinition,
+    landing_dir: Path,
+) -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        select="tag:feature_table",
+        name="feature_tables",
+        partitions_def=partitions_def,
+        dagster_dbt_translator=FeatureTableTranslator(tables),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def feature_tables(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, offline_store: OfflineStore
+    ):
+        """Builds the window's rows into this run's staging folder; the check validates and publishes."""
+        window = context.partition_time_window
+        staging = offline_store.run_staging_dir(context.run_id)
+        staging.mkdir(parents=True, exist_ok=True)
+        dbt_vars = {
+            "start_date": window.start.date().isoformat(),
+            "end_date": window.end.date().isoformat(),
+            "landing_dir": str(landing_dir),
+            "staging_dir": str(staging),
+        }
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+    return feature_tables

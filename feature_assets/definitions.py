@@ -1,0 +1,77 @@
+"""The code location: every feature table's assets, checks, jobs and resources."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from feature_assets.contract import load_feature_tables
+from feature_assets.dbt_assets import build_feature_table_assets
+from feature_assets.dbt_project import feature_dbt_project
+from feature_assets.online_sync import build_online_sync_asset
+from feature_assets.publishing import build_publish_check
+from resources.offline_store import OfflineStore
+from resources.online_store import OnlineStore
+from resources.settings import Settings
+
+PIPELINE_JOB = "feature_pipeline"
+
+# Partitioned asset checks and asset backfill policies are marked preview/beta; we rely on both.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    project = feature_dbt_project(settings.dbt_project_dir)
+    tables = load_feature_tables(_read_manifest(project.manifest_path))
+    partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
+    feature_tables = build_feature_table_assets(project, tables, partitions_def, settings.landing_dir)
+    syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
+    checks = [build_publish_check(t, partitions_def) for t in tables.values()]
+    return dg.Definitions(
+        assets=[feature_tables, *syncs],
+        asset_checks=checks,
+        jobs=[
+            dg.define_asset_job(
+                PIPELINE_JOB,
+                selection=dg.AssetSelection.assets(feature_tables, *syncs),
+                partitions_def=partitions_def,
+                description="Build, validate, publish and serve every feature table for a day range.",
+            )
+        ],
+        resources={
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=_dbt_executable()),
+            "offline_store": offline_store(settings),
+            "online_store": online_store(settings),
+        },
+    )
+
+
+def offline_store(settings: Settings) -> OfflineStore:
+    return OfflineStore(root=str(settings.offline_dir), staging_root=str(settings.staging_dir))
+
+
+def online_store(settings: Settings) -> OnlineStore:
+    return OnlineStore(
+        endpoint_url=settings.dynamodb_endpoint,
+        region=settings.region,
+        table_prefix=settings.table_prefix,
+    )
+
+
+def _dbt_executable() -> str:
+    """dbt from this interpreter's environment, so an unactivated virtualenv works too."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
+def _read_manifest(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,101 @@
+"""The pandera schema of a feature table, derived from its contract, and its verdict."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pandera.pandas as pa
+
+from feature_assets.contract import FeatureTable
+
+PANDAS_DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
+CHECKS = {
+    "ge": pa.Check.ge,
+    "gt": pa.Check.gt,
+    "le": pa.Check.le,
+    "lt": pa.Check.lt,
+    "isin": pa.Check.isin,
+    "str_matches": pa.Check.str_matches,
+}
+
+
+class PartitionValidationError(ValueError):
+    """A built partition broke its feature table's schema; it is not published."""
+
+
+def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchema:
+    columns = {
+        key: pa.Column(PANDAS_DTYPES.get(table.key_types[key]), nullable=False, coerce=True)
+        for key in table.keys
+    }
+    columns[table.timestamp] = pa.Column(nullable=False)
+    columns[table.partition_column] = pa.Column(
+        nullable=False,
+        checks=pa.Check(
+            lambda s: pd.to_datetime(s).dt.date.isin(set(days)),
+            error=f"{table.partition_column} outside the partitions being built",
+        ),
+    )
+    if table.created_timestamp:
+        columns[table.created_timestamp] = pa.Column(nullable=False)
+    for feature in table.features:
+        checks = []
+        for name, arg in feature.checks.items():
+            if name not in CHECKS:
+                raise ValueError(
+                    f"feature table {table.name!r}: column {feature.name!r} has unknown check {name!r}"
+                )
+            checks.append(CHECKS[name](arg))
+        columns[feature.name] = pa.Column(
+            PANDAS_DTYPES.get(feature.logical_type),
+            nullable=feature.nullable,
+            checks=checks,
+            coerce=True,
+        )
+    partition, event_time = table.partition_column, table.timestamp
+    return pa.DataFrameSchema(
+        columns,
+        strict=True,
+        unique=[*table.keys, table.timestamp],
+        report_duplicates="all",
+        checks=[
+            # Lets readers prune partitions: a row's event time lies within its partition day
+            # (midnight after it included, for values that cover the whole day).
+            pa.Check(
+                lambda df: (pd.to_datetime(df[event_time]) >= pd.to_datetime(df[partition]))
+                & (pd.to_datetime(df[event_time]) <= pd.to_datetime(df[partition]) + timedelta(days=1)),
+                error=f"{event_time} outside its {partition} day",
+            )
+        ],
+    )
+
+
+def validate_partition(table: FeatureTable, frame: pd.DataFrame, days: list[date]) -> pd.DataFrame:
+    """Validated rows, or PartitionValidationError naming every failing column."""
+    schema = partition_schema(table, days)
+    try:
+        return schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        raise PartitionValidationError(_describe(table, days, errors.failure_cases)) from None
+
+
+def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> str:
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    lines = [f"feature table {table.name!r}, partition {span}: validation failed"]
+    duplicates = failures["check"] == "multiple_fields_uniqueness"
+    if duplicates.any():
+        rows = failures.loc[duplicates, "index"].nunique()
+        keys = failures.loc[duplicates & (failures["column"] == table.keys[0]), "failure_case"]
+        examples = ", ".join(repr(v) for v in keys.drop_duplicates().head(3).tolist())
+        lines.append(
+            f"  duplicate key: {rows} rows share columns {[*table.keys, table.timestamp]}, "
+            f"e.g. {table.keys[0]}={examples}"
+        )
+    for (column, check), cases in failures[~duplicates].groupby(
+        ["column", "check"], dropna=False, sort=True
+    ):
+        label = "table" if pd.isna(column) else f"column {column!r}"
+        examples = ", ".join(repr(v) for v in cases["failure_case"].head(3).tolist())
+        lines.append(f"  {label}: {check} failed for {len(cases)} value(s), e.g. {examples}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Where things live and how to reach the stores, from the environment (with embedded defaults).
+
+The same variables point the code at AWS DynamoDB and an `s3://`-style offline root in
+production; unset, everything runs on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 8766
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    dbt_project_dir: Path
+    dynamodb_endpoint: str | None
+    region: str
+    table_prefix: str
+    partition_start_date: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("FEATURE_STORE_HOME", PROJECT_ROOT / ".feature_store")).resolve()
+        endpoint = os.environ.get(
+            "FEATURE_STORE_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{DEFAULT_PORT}"
+        )
+        return cls(
+            home=home,
+            dbt_project_dir=Path(
+                os.environ.get("FEATURE_STORE_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project")
+            ).resolve(),
+            # An empty value means "the AWS default endpoint" (production).
+            dynamodb_endpoint=endpoint or None,
+            region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
+            table_prefix=os.environ.get("FEATURE_STORE_TABLE_PREFIX", "featurestore_"),
+            partition_start_date=os.environ.get("FEATURE_STORE_START_DATE", "2025-01-01"),
+        )
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.home / "offline"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
