@@ -50,11 +50,15 @@ def cmd_online_store(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    spec = DemoDataSpec(users=args.users, transactions_per_day=args.transactions_per_day, seed=args.seed)
+    spec = DemoDataSpec(
+        users=args.users, transactions_per_day=args.transactions_per_day, seed=args.seed
+    )
     last = args.last_day or _yesterday()
     first = last - timedelta(days=args.days - 1)
     paths = generate_landing_data(settings.landing_dir, first, last + timedelta(days=1), spec)
-    print(f"landed {len(paths)} days of card transactions ({first}..{last}) in {settings.landing_dir}")
+    print(
+        f"landed {len(paths)} days of card transactions ({first}..{last}) in {settings.landing_dir}"
+    )
     return 0
 
 
@@ -88,7 +92,18 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from feature_assets.runs import prepare_dagster_home
 
     env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(settings.dagster_home))}
-    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.port),
+    ]
     return subprocess.call(command, env=env)
 
 
@@ -100,20 +115,36 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     first = last - timedelta(days=args.days - 1)
     spec = DemoDataSpec(users=args.users, transactions_per_day=args.transactions_per_day)
     # Land a week more than we build so the first day's 7-day window is complete.
-    generate_landing_data(settings.landing_dir, first - timedelta(days=WINDOW_WARMUP_DAYS), last + timedelta(days=1), spec)
-    print(f"[2/5] landed raw card transactions {first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}")
+    generate_landing_data(
+        settings.landing_dir,
+        first - timedelta(days=WINDOW_WARMUP_DAYS),
+        last + timedelta(days=1),
+        spec,
+    )
+    print(
+        f"[2/5] landed raw card transactions {first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}"
+    )
 
     from feature_assets.definitions import build_definitions
     from feature_assets.runs import materialize_range, persistent_instance
     from feature_assets.sdk import FeatureStore
 
     result = materialize_range(
-        build_definitions(settings), persistent_instance(settings), first, last, run_config=QUIET_RUN
+        build_definitions(settings),
+        persistent_instance(settings),
+        first,
+        last,
+        run_config=QUIET_RUN,
     )
     if not result.success:
-        print(f"pipeline run {result.run_id} FAILED; open the UI (`make ui`) for details", file=sys.stderr)
+        print(
+            f"pipeline run {result.run_id} FAILED; open the UI (`make ui`) for details",
+            file=sys.stderr,
+        )
         return 1
-    print(f"[3/5] built, validated, published and synced {args.days} daily partitions (run {result.run_id})")
+    print(
+        f"[3/5] built, validated, published and synced {args.days} daily partitions (run {result.run_id})"
+    )
 
     store = FeatureStore.from_settings(settings)
     table = store.tables[DEMO_TABLE]
@@ -125,11 +156,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
     )
-    item = client.get_item(TableName=store.online.table_name(table), Key={"user_id": {"N": str(known_user)}})["Item"]
-    print(f"[4/5] plain boto3 get_item on {store.online.table_name(table)} for user_id={known_user}:")
+    item = client.get_item(
+        TableName=store.online.table_name(table), Key={"user_id": {"N": str(known_user)}}
+    )["Item"]
+    print(
+        f"[4/5] plain boto3 get_item on {store.online.table_name(table)} for user_id={known_user}:"
+    )
     for name, value in item.items():
         print(f"        {name:28} {value}")
-    online = store.get_online_features(DEMO_FEATURES, [{"user_id": known_user}, {"user_id": known_user + 1}])
+    online = store.get_online_features(
+        DEMO_FEATURES, [{"user_id": known_user}, {"user_id": known_user + 1}]
+    )
     print("      SDK get_online_features:")
     print(online.to_df().to_string(index=False))
 
@@ -138,7 +175,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         {
             "user_id": [u for u in users for _ in range(2)],
             "event_timestamp": [
-                pd.Timestamp(day) + pd.Timedelta(hours=12) for _ in users for day in (last - timedelta(days=3), last)
+                pd.Timestamp(day) + pd.Timedelta(hours=12)
+                for _ in users
+                for day in (first + timedelta(days=(args.days - 1) // 2), last)
             ],
             "is_fraud": [0, 1] * len(users),
         }
@@ -146,8 +185,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     training = store.get_historical_features(entity_df, DEMO_FEATURES)
     print("[5/5] training set (point-in-time correct), head:")
     print(training.head(8).to_string(index=False))
-    print(f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
-          f"(http://127.0.0.1:3000); stop the online store with `make stop`.")
+    print(
+        f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
+        f"(http://127.0.0.1:3000); stop the online store with `make stop`."
+    )
     return 0
 
 
@@ -166,10 +207,14 @@ def main(argv: list[str] | None = None) -> int:
 
     for p in (generate,):
         p.add_argument("--users", type=int, default=DemoDataSpec.users)
-        p.add_argument("--transactions-per-day", type=int, default=DemoDataSpec.transactions_per_day)
+        p.add_argument(
+            "--transactions-per-day", type=int, default=DemoDataSpec.transactions_per_day
+        )
         p.add_argument("--seed", type=int, default=DemoDataSpec.seed)
 
-    materialize = sub.add_parser("materialize", help="build, validate, publish and sync a day range")
+    materialize = sub.add_parser(
+        "materialize", help="build, validate, publish and sync a day range"
+    )
     materialize.add_argument("first_day", type=_day)
     materialize.add_argument("last_day", type=_day)
 
@@ -187,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    if getattr(args, "port", None) and args.command in ("online-store", "demo") and (
-        "FEATURE_STORE_DYNAMODB_ENDPOINT" not in os.environ
+    if (
+        getattr(args, "port", None)
+        and args.command in ("online-store", "demo")
+        and ("FEATURE_STORE_DYNAMODB_ENDPOINT" not in os.environ)
     ):
         os.environ["FEATURE_STORE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{args.port}"
         settings = Settings.from_env()

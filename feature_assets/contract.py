@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-NAME_PATTERN = re.compile(r"^(?P<entity>[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*?)_(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdwm])$")
+NAME_PATTERN = re.compile(
+    r"^(?P<entity>[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*?)_(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdwm])$"
+)
 DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
@@ -124,7 +126,9 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
 
     def required(field_name: str) -> Any:
         if field_name not in meta or meta[field_name] in (None, "", []):
-            raise FeatureDefinitionError(f"feature table {name!r}: meta field {field_name!r} is required")
+            raise FeatureDefinitionError(
+                f"feature table {name!r}: meta field {field_name!r} is required"
+            )
         return meta[field_name]
 
     columns: dict[str, Mapping[str, Any]] = dict(node.get("columns") or {})
@@ -191,7 +195,9 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
         created_timestamp=created,
         partition_column=partition_column,
         ttl=parse_duration(ttl, table=name, field_name="ttl") if ttl else None,
-        freshness=parse_duration(freshness, table=name, field_name="freshness") if freshness else None,
+        freshness=parse_duration(freshness, table=name, field_name="freshness")
+        if freshness
+        else None,
         owner=owner,
         online=bool(meta.get("online", True)),
         tags=tuple(str(tag) for tag in meta.get("tags", [])),

@@ -1,6 +1,5 @@
 """Feature tables as daily-partitioned Dagster assets built by dbt."""
 
-
 import json
 from collections.abc import Mapping
 from datetime import timedelta
@@ -21,7 +20,9 @@ class FeatureTableTranslator(DagsterDbtTranslator):
         super().__init__()
         self._tables = tables
 
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         table = self._tables.get(self.get_resource_props(manifest, unique_id)["name"])
         if table is None or not unique_id.startswith("model."):
@@ -82,7 +83,7 @@ def build_feature_table_assets(
     ):
         """Builds the window's rows into this run's staging folder; the check validates and publishes."""
         window = context.partition_time_window
-        staging = offline_store.run_staging_dir(context.run_id)
+        staging = offline_store.run_staging_dir(context.run.run_id)
         staging.mkdir(parents=True, exist_ok=True)
         dbt_vars = {
             "start_date": window.start.date().isoformat(),

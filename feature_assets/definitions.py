@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from dagster_dbt import DbtCliResource
 
 from feature_assets.contract import load_feature_tables
 from feature_assets.dbt_assets import build_feature_table_assets
-from feature_assets.dbt_project import feature_dbt_project
+from feature_assets.dbt_project import dbt_executable, feature_dbt_project
 from feature_assets.online_sync import build_online_sync_asset
 from feature_assets.publishing import build_publish_check
 from resources.offline_store import OfflineStore
@@ -30,7 +29,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     project = feature_dbt_project(settings.dbt_project_dir)
     tables = load_feature_tables(_read_manifest(project.manifest_path))
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
-    feature_tables = build_feature_table_assets(project, tables, partitions_def, settings.landing_dir)
+    feature_tables = build_feature_table_assets(
+        project, tables, partitions_def, settings.landing_dir
+    )
     syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
     checks = [build_publish_check(t, partitions_def) for t in tables.values()]
     return dg.Definitions(
@@ -45,7 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             )
         ],
         resources={
-            "dbt": DbtCliResource(project_dir=project, dbt_executable=_dbt_executable()),
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
             "offline_store": offline_store(settings),
             "online_store": online_store(settings),
         },
@@ -62,12 +63,6 @@ def online_store(settings: Settings) -> OnlineStore:
         region=settings.region,
         table_prefix=settings.table_prefix,
     )
-
-
-def _dbt_executable() -> str:
-    """dbt from this interpreter's environment, so an unactivated virtualenv works too."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
 
 
 def _read_manifest(path: Path) -> dict:

@@ -59,7 +59,9 @@ def transactions_for_day(day: date, spec: DemoDataSpec) -> pa.Table:
 
 
 def landing_path(landing_dir: Path, day: date) -> Path:
-    return landing_dir / "card_transactions" / f"transaction_date={day.isoformat()}" / "part-0.parquet"
+    return (
+        landing_dir / "card_transactions" / f"transaction_date={day.isoformat()}" / "part-0.parquet"
+    )
 
 
 def write_day(landing_dir: Path, day: date, table: pa.Table) -> Path:
@@ -77,6 +79,10 @@ def generate_landing_data(
 ) -> list[Path]:
     """Write one landing file per day in [start, end)."""
     return [
-        write_day(landing_dir, start + timedelta(days=i), transactions_for_day(start + timedelta(days=i), spec))
+        write_day(
+            landing_dir,
+            start + timedelta(days=i),
+            transactions_for_day(start + timedelta(days=i), spec),
+        )
         for i in range((end - start).days)
     ]

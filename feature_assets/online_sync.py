@@ -1,6 +1,5 @@
 """The online-sync asset of each online feature table: published rows -> DynamoDB, newer-wins."""
 
-
 import dagster as dg
 from pydantic import Field
 

@@ -1,6 +1,5 @@
 """Write, audit, publish: the blocking pandera check that alone makes a partition visible."""
 
-
 import dagster as dg
 
 from feature_assets.contract import FeatureTable
@@ -24,7 +23,9 @@ def build_publish_check(
             "only if it passes, publishes it for training sets and the online sync."
         ),
     )
-    def _check(context: dg.AssetCheckExecutionContext, offline_store: OfflineStore) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, offline_store: OfflineStore
+    ) -> dg.AssetCheckResult:
         days = days_in(context.partition_time_window)
         staged = offline_store.read_staged(table, context.run.run_id)
         try:

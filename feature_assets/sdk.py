@@ -44,7 +44,9 @@ class OnlineFeatures:
 
 
 class FeatureStore:
-    def __init__(self, tables: Mapping[str, FeatureTable], offline: OfflineStore, online: OnlineStore) -> None:
+    def __init__(
+        self, tables: Mapping[str, FeatureTable], offline: OfflineStore, online: OnlineStore
+    ) -> None:
         self.tables = dict(tables)
         self.offline = offline
         self.online = online
@@ -64,7 +66,9 @@ class FeatureStore:
         for reference in features:
             table_name, sep, feature = reference.partition(":")
             if not sep or not feature:
-                raise FeatureReferenceError(f"feature reference {reference!r} is not 'table:feature'")
+                raise FeatureReferenceError(
+                    f"feature reference {reference!r} is not 'table:feature'"
+                )
             table = self.tables.get(table_name)
             if table is None:
                 raise FeatureReferenceError(
@@ -81,7 +85,9 @@ class FeatureStore:
         names = [f for fs in by_table.values() for f in fs]
         clashes = sorted({f for f in names if names.count(f) > 1})
         if clashes:
-            raise FeatureReferenceError(f"feature names {clashes} are requested from several tables")
+            raise FeatureReferenceError(
+                f"feature names {clashes} are requested from several tables"
+            )
         return [FeatureRequest(self.tables[t], tuple(fs)) for t, fs in by_table.items()]
 
     def get_online_features(
@@ -130,5 +136,9 @@ class FeatureStore:
                 )
             clashing = [f for f in request.features if f in entity_df.columns]
             if clashing:
-                raise ValueError(f"entity_df already has column(s) {clashing} named like requested features")
-        return self.offline.get_historical_features(entity_df, requests, timestamp_column=timestamp_column)
+                raise ValueError(
+                    f"entity_df already has column(s) {clashing} named like requested features"
+                )
+        return self.offline.get_historical_features(
+            entity_df, requests, timestamp_column=timestamp_column
+        )

@@ -20,6 +20,12 @@ CHECKS = {
 }
 
 
+SCHEMA_MESSAGES = {
+    "column_in_schema": "is not declared in the model's YAML",
+    "column_in_dataframe": "is declared in the model's YAML but missing from the built rows",
+}
+
+
 class PartitionValidationError(ValueError):
     """A built partition broke its feature table's schema; it is not published."""
 
@@ -63,8 +69,13 @@ def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchem
             # Lets readers prune partitions: a row's event time lies within its partition day
             # (midnight after it included, for values that cover the whole day).
             pa.Check(
-                lambda df: (pd.to_datetime(df[event_time]) >= pd.to_datetime(df[partition]))
-                & (pd.to_datetime(df[event_time]) <= pd.to_datetime(df[partition]) + timedelta(days=1)),
+                lambda df: (
+                    (pd.to_datetime(df[event_time]) >= pd.to_datetime(df[partition]))
+                    & (
+                        pd.to_datetime(df[event_time])
+                        <= pd.to_datetime(df[partition]) + timedelta(days=1)
+                    )
+                ),
                 error=f"{event_time} outside its {partition} day",
             )
         ],
@@ -92,7 +103,12 @@ def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> 
             f"  duplicate key: {rows} rows share columns {[*table.keys, table.timestamp]}, "
             f"e.g. {table.keys[0]}={examples}"
         )
-    for (column, check), cases in failures[~duplicates].groupby(
+    structural = failures["check"].isin(list(SCHEMA_MESSAGES))
+    for check, column in failures.loc[structural, ["check", "failure_case"]].itertuples(
+        index=False
+    ):
+        lines.append(f"  column {column!r}: {SCHEMA_MESSAGES[check]}")
+    for (column, check), cases in failures[~duplicates & ~structural].groupby(
         ["column", "check"], dropna=False, sort=True
     ):
         label = "table" if pd.isna(column) else f"column {column!r}"

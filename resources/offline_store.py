@@ -39,7 +39,9 @@ class OfflineStore(dg.ConfigurableResource):
     # --- layout -------------------------------------------------------------------------
 
     def partition_path(self, table: FeatureTable, day: date) -> Path:
-        return Path(self.root) / table.name / f"{table.partition_column}={day.isoformat()}" / DATA_FILE
+        return (
+            Path(self.root) / table.name / f"{table.partition_column}={day.isoformat()}" / DATA_FILE
+        )
 
     def published_days(self, table: FeatureTable) -> list[date]:
         prefix = f"{table.partition_column}="
@@ -88,7 +90,9 @@ class OfflineStore(dg.ConfigurableResource):
             )
             con.execute(f"COPY ({day_rows}) TO {literal(tmp)} (FORMAT parquet)")
             tmp.replace(final)
-            rows_per_day[day] = con.execute(f"SELECT count(*) FROM read_parquet({literal(final)})").fetchone()[0]
+            rows_per_day[day] = con.execute(
+                f"SELECT count(*) FROM read_parquet({literal(final)})"
+            ).fetchone()[0]
         return rows_per_day
 
     def discard_staged(self, run_id: str) -> None:
@@ -104,7 +108,9 @@ class OfflineStore(dg.ConfigurableResource):
             )
         return duckdb.connect().sql(f"SELECT * FROM read_parquet({literal(path)})").df()
 
-    def rows_to_serve(self, table: FeatureTable, days: list[date], *, force: bool = False) -> pa.Table:
+    def rows_to_serve(
+        self, table: FeatureTable, days: list[date], *, force: bool = False
+    ) -> pa.Table:
         """The rows of `days` that the online store should hold, newer-wins.
 
         Without `force`, an entity's row is kept only if it is that entity's winner across
@@ -140,7 +146,7 @@ class OfflineStore(dg.ConfigurableResource):
                 )
                 SELECT w.* FROM window_rows AS w SEMI JOIN winners AS x ON {match}
             """
-        return duckdb.connect().sql(query).fetch_arrow_table()
+        return duckdb.connect().sql(query).to_arrow_table()
 
     def latest_rows(self, table: FeatureTable) -> pa.Table:
         """Each entity's winning row across every published partition (for a full resync)."""
@@ -178,7 +184,8 @@ class OfflineStore(dg.ConfigurableResource):
             types[table.created_timestamp] = "timestamp"
         typed = [f"CAST(NULL AS {DUCKDB_TYPES[types[c]]}) AS {ident(c)}" for c in columns]
         typed += [
-            f"CAST(NULL AS {DUCKDB_TYPES[f.logical_type]}) AS {ident(f.name)}" for f in table.features
+            f"CAST(NULL AS {DUCKDB_TYPES[f.logical_type]}) AS {ident(f.name)}"
+            for f in table.features
         ]
         return f"(SELECT {', '.join(typed)} WHERE false)"
 
@@ -190,7 +197,9 @@ def _rank_columns(table: FeatureTable) -> list[str]:
 
 def winner_order(table: FeatureTable) -> str:
     """The one tie-break rule shared by training sets and the online sync."""
-    created = [f"{ident(table.created_timestamp)} DESC NULLS LAST"] if table.created_timestamp else []
+    created = (
+        [f"{ident(table.created_timestamp)} DESC NULLS LAST"] if table.created_timestamp else []
+    )
     return ", ".join(
         [f"{ident(table.timestamp)} DESC", *created, f"{ident(table.partition_column)} DESC"]
     )
@@ -202,4 +211,3 @@ def _as_naive_utc(values: pd.Series) -> pd.Series:
     if isinstance(converted.dtype, pd.DatetimeTZDtype):
         converted = converted.dt.tz_convert("UTC").dt.tz_localize(None)
     return converted.astype("datetime64[us]")
-

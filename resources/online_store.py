@@ -111,7 +111,10 @@ class OnlineStore(dg.ConfigurableResource):
                 TableName=name,
                 KeySchema=key_schema,
                 AttributeDefinitions=[
-                    {"AttributeName": key, "AttributeType": KEY_ATTRIBUTE_TYPES[table.key_types[key]]}
+                    {
+                        "AttributeName": key,
+                        "AttributeType": KEY_ATTRIBUTE_TYPES[table.key_types[key]],
+                    }
                     for key in table.keys
                 ],
                 BillingMode="PAY_PER_REQUEST",
@@ -173,7 +176,9 @@ class OnlineStore(dg.ConfigurableResource):
         for start in range(0, len(unique_keys), BATCH_GET_LIMIT):
             chunk = unique_keys[start : start + BATCH_GET_LIMIT]
             for item in self._batch_get(table, chunk, projection, placeholders):
-                found[tuple(_from_attribute(item[k], table.key_types[k]) for k in table.keys)] = item
+                found[tuple(_from_attribute(item[k], table.key_types[k]) for k in table.keys)] = (
+                    item
+                )
         types = {feature: table.feature(feature).logical_type for feature in features}
         results: list[dict[str, Any] | None] = []
         for key in keys:
@@ -196,7 +201,10 @@ class OnlineStore(dg.ConfigurableResource):
         request = {
             name: {
                 "Keys": [
-                    {k: _to_key_attribute(table, k, v) for k, v in zip(table.keys, key, strict=True)}
+                    {
+                        k: _to_key_attribute(table, k, v)
+                        for k, v in zip(table.keys, key, strict=True)
+                    }
                     for key in keys
                 ],
                 "ProjectionExpression": projection,
@@ -274,19 +282,25 @@ def _typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
     values = []
     for key in table.keys:
         if key not in entity:
-            raise KeyError(f"feature table {table.name!r}: entity row {dict(entity)!r} has no key {key!r}")
+            raise KeyError(
+                f"feature table {table.name!r}: entity row {dict(entity)!r} has no key {key!r}"
+            )
         value = entity[key]
         expected = table.key_types[key]
         if expected == "int":
-            if isinstance(value, bool) or not isinstance(value, int | Decimal) and not (
-                hasattr(value, "dtype") and value.dtype.kind in "iu"
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | Decimal)
+                and not (hasattr(value, "dtype") and value.dtype.kind in "iu")
             ):
                 raise TypeError(
                     f"feature table {table.name!r}: key {key!r} must be an integer, got {value!r}"
                 )
             value = int(value)
         elif not isinstance(value, str):
-            raise TypeError(f"feature table {table.name!r}: key {key!r} must be a string, got {value!r}")
+            raise TypeError(
+                f"feature table {table.name!r}: key {key!r} must be a string, got {value!r}"
+            )
         values.append(value)
     return tuple(values)
 

@@ -20,7 +20,9 @@ class FeatureRequest:
     features: tuple[str, ...]
 
 
-def point_in_time_query(entity_relation: str, requests: list[FeatureRequest], sources: dict[str, str]) -> str:
+def point_in_time_query(
+    entity_relation: str, requests: list[FeatureRequest], sources: dict[str, str]
+) -> str:
     """SQL over `entity_relation` (with `__entity_row` and `__entity_ts`) and one source per table."""
     ctes: list[str] = []
     joins: list[str] = []
@@ -59,7 +61,5 @@ def point_in_time_query(entity_relation: str, requests: list[FeatureRequest], so
     return (
         f"WITH {', '.join(ctes)}\n"
         f"SELECT e.*, {', '.join(selected)}\n"
-        f"FROM {entity_relation} AS e\n"
-        + "\n".join(joins)
-        + "\nORDER BY e.__entity_row"
+        f"FROM {entity_relation} AS e\n" + "\n".join(joins) + "\nORDER BY e.__entity_row"
     )

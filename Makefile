@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates its own venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test ui stop lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/feature-store demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+ui: install
+	$(BIN)/feature-store ui
+
+stop:
+	$(BIN)/feature-store online-store stop
+
+lint: install
+	$(BIN)/ruff check .
+
+clean: stop
+	rm -rf .feature_store dbt_project/target

@@ -1,0 +1,74 @@
+"""The README's first command, on small data: from raw files to an online read and a training set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from conftest import free_port
+
+from feature_assets.sdk import FeatureStore
+from resources.local_dynamodb import running_server
+from resources.settings import Settings
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "feature_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FEATURE_STORE_HOME": str(tmp_path),
+        "FEATURE_STORE_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}",
+    }
+    env.pop("FEATURE_STORE_TABLE_PREFIX", None)
+    try:
+        demo = cli(
+            "demo",
+            "--days",
+            "3",
+            "--users",
+            "300",
+            "--transactions-per-day",
+            "2000",
+            "--port",
+            str(port),
+            env=env,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        output = demo.stdout
+        assert "[4/5] plain boto3 get_item" in output and "'N':" in output
+        training = output.split("[5/5] training set")[1].split("\n\n")[0].splitlines()[2:]
+        assert len(training) >= 2 and not any("NaN" in row or "<NA>" in row for row in training)
+
+        server = running_server(tmp_path)
+        assert server is not None and server.port == port
+        settings = replace(Settings.from_env(), home=tmp_path, dynamodb_endpoint=server.endpoint)
+        store = FeatureStore.from_settings(settings)
+        table = store.tables["user_daily_transactions_7d"]
+        users = store.offline.read_partition(table, store.offline.published_days(table)[-1])[
+            "user_id"
+        ].head(10)
+        online = store.get_online_features(
+            ["user_daily_transactions_7d:transaction_count_7d"],
+            [{"user_id": int(u)} for u in users],
+            now=datetime.now(UTC),
+        )
+        assert all(
+            count is not None and count >= 0 for count in online.to_dict()["transaction_count_7d"]
+        )
+    finally:
+        stop = cli("online-store", "stop", env=env)
+    assert stop.returncode == 0
+    assert running_server(tmp_path) is None

@@ -1,0 +1,167 @@
+"""The online store against a real DynamoDB-compatible server over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import boto3
+import pandas as pd
+import pyarrow as pa
+import pytest
+from conftest import publish_rows, synthetic_table
+
+from feature_assets.contract import FeatureColumn
+from feature_assets.sdk import FeatureStore
+from resources.offline_store import OfflineStore
+from resources.online_store import OnlineStore
+
+T0 = datetime(2026, 1, 2)
+
+
+@pytest.fixture
+def online(online_server) -> OnlineStore:
+    return OnlineStore(
+        endpoint_url=online_server.endpoint, table_prefix=f"t{uuid.uuid4().hex[:8]}_"
+    )
+
+
+@pytest.fixture
+def offline(tmp_path) -> OfflineStore:
+    return OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+
+
+def row(user_id: int, day: date, value: int, created_hour: int = 1) -> dict:
+    return {
+        "user_id": user_id,
+        "feature_date": day,
+        "event_timestamp": datetime.combine(day, datetime.min.time()) + timedelta(days=1),
+        "created_at": T0 + timedelta(hours=created_hour),
+        "value": value,
+    }
+
+
+def test_items_are_native_attributes_readable_with_plain_boto3(
+    online, offline, online_server
+) -> None:
+    table = replace(
+        synthetic_table(ttl=timedelta(days=30)),
+        features=(
+            FeatureColumn("value", "int"),
+            FeatureColumn("ratio", "float"),
+            FeatureColumn("label", "str"),
+        ),
+    )
+    online.ensure_table(table)
+    rows = [
+        {**row(1, date(2026, 1, 1), 5), "ratio": 0.1 + 0.2, "label": "gold"},
+        {**row(2, date(2026, 1, 1), 6), "ratio": None, "label": None},
+    ]
+    online.write_rows(table, pa.Table.from_pylist(rows))
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=online_server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    item = client.get_item(TableName=online.table_name(table), Key={"user_id": {"N": "1"}})["Item"]
+    assert item["value"] == {"N": "5"}
+    assert float(item["ratio"]["N"]) == 0.1 + 0.2  # exact round trip of the double
+    assert item["label"] == {"S": "gold"}
+    assert item["event_timestamp"] == {"S": "2026-01-02T00:00:00.000000Z"}
+    assert int(item["expires_at"]["N"]) == int(
+        (datetime(2026, 2, 1) - datetime(1970, 1, 1)).total_seconds()
+    )
+    ttl = client.describe_time_to_live(TableName=online.table_name(table))["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
+    nulls = client.get_item(TableName=online.table_name(table), Key={"user_id": {"N": "2"}})["Item"]
+    assert nulls["ratio"] == {"NULL": True}
+    [first, second] = online.read(
+        table, [{"user_id": 1}, {"user_id": 2}], ["value", "ratio", "label"], now=T0
+    )
+    assert first == {"value": 5, "ratio": 0.1 + 0.2, "label": "gold"}
+    assert type(first["value"]) is int and type(first["ratio"]) is float
+    assert second == {"value": 6, "ratio": None, "label": None}
+
+
+def test_expired_item_is_returned_as_missing_although_server_still_holds_it(
+    online, offline
+) -> None:
+    table = synthetic_table(ttl=timedelta(days=2))
+    publish_rows(offline, table, [row(1, date(2026, 1, 1), 5)])  # event time 2026-01-02 00:00
+    online.write_rows(table, offline.latest_rows(table))
+    edge = datetime(2026, 1, 4)  # event time + ttl: still valid, as in the training-set join
+    assert online.read(table, [{"user_id": 1}], ["value"], now=edge) == [{"value": 5}]
+    assert online.read(
+        table, [{"user_id": 1}], ["value"], now=edge + timedelta(microseconds=1)
+    ) == [None]
+    raw = online.client.get_item(TableName=online.table_name(table), Key={"user_id": {"N": "1"}})
+    assert "Item" in raw  # the server has not deleted it; the read applied the TTL
+
+
+def test_missing_entities_come_back_missing_in_request_order(online, offline) -> None:
+    table = synthetic_table(ttl=None)
+    publish_rows(offline, table, [row(u, date(2026, 1, 1), u * 10) for u in range(1, 251)])
+    online.write_rows(table, offline.latest_rows(table))
+    wanted = [{"user_id": u} for u in (250, 9999, 3, 3, 120)] + [
+        {"user_id": u} for u in range(1, 200)
+    ]
+    result = online.read(table, wanted, ["value"], now=T0)  # more than one BatchGetItem of 100
+    assert result[:5] == [{"value": 2500}, None, {"value": 30}, {"value": 30}, {"value": 1200}]
+    assert [r["value"] for r in result[5:]] == [u * 10 for u in range(1, 200)]
+
+
+def test_wrong_key_type_and_missing_key_are_clear_errors(online) -> None:
+    table = synthetic_table()
+    with pytest.raises(TypeError, match="key 'user_id' must be an integer, got '7'"):
+        online.read(table, [{"user_id": "7"}], ["value"])
+    with pytest.raises(KeyError, match="has no key 'user_id'"):
+        online.read(table, [{"customer_id": 7}], ["value"])
+
+
+def test_backfill_of_old_partition_never_overwrites_newer_online_value(online, offline) -> None:
+    table = synthetic_table(ttl=None)
+    publish_rows(offline, table, [row(1, date(2026, 1, 1), 100), row(2, date(2026, 1, 1), 200)])
+    publish_rows(offline, table, [row(1, date(2026, 1, 2), 101)])
+    online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 2)]))
+    # Re-syncing the older day writes only entities whose newest value it holds (user 2).
+    old = offline.rows_to_serve(table, [date(2026, 1, 1)])
+    assert old.column("user_id").to_pylist() == [2]
+    online.write_rows(table, old)
+    assert online.read(table, [{"user_id": 1}, {"user_id": 2}], ["value"]) == [
+        {"value": 101},
+        {"value": 200},
+    ]
+    # force is the explicit way to write a correction over a newer value
+    online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 1)], force=True))
+    assert online.read(table, [{"user_id": 1}], ["value"]) == [{"value": 100}]
+
+
+def test_online_and_offline_pick_the_same_row_on_a_tie(online, offline) -> None:
+    table = synthetic_table(ttl=None)
+    # Same key and event time in two partitions (midnight belongs to either day); created ties too.
+    tie = {"event_timestamp": datetime(2026, 1, 2), "created_at": T0}
+    publish_rows(
+        offline, table, [{"user_id": 1, "feature_date": date(2026, 1, 1), "value": 1, **tie}]
+    )
+    publish_rows(
+        offline, table, [{"user_id": 1, "feature_date": date(2026, 1, 2), "value": 2, **tie}]
+    )
+    online.write_rows(table, offline.latest_rows(table))
+    sdk = FeatureStore({table.name: table}, offline, online)
+    training = sdk.get_historical_features(
+        pd.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 3)]}),
+        [f"{table.name}:value"],
+    )
+    online_value = sdk.get_online_features([f"{table.name}:value"], [{"user_id": 1}]).to_dict()[
+        "value"
+    ]
+    assert online_value == [int(training["value"][0])] == [2]
+
+
+def test_unpublished_partition_is_refused_by_the_sync(offline) -> None:
+    table = synthetic_table()
+    with pytest.raises(LookupError, match="partition\\(s\\) 2026-01-05 are not published"):
+        offline.rows_to_serve(table, [date(2026, 1, 5)])

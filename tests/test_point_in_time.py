@@ -1,0 +1,220 @@
+"""The point-in-time join against an independent brute-force oracle (plain Python)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import publish_rows, synthetic_table
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feature_assets.contract import FeatureTable
+from feature_assets.sdk import FeatureStore
+from resources.offline_store import OfflineStore
+from resources.online_store import OnlineStore
+from resources.point_in_time import FeatureRequest
+
+BASE = datetime(2026, 1, 1)
+
+
+def oracle(table: FeatureTable, rows: list[dict], entity: dict, feature: str) -> int | None:
+    """The winning row's value: same keys, event time in [t - ttl, t], then the latest
+    (event time, created time, partition); None if there is no candidate."""
+    t = entity["event_timestamp"]
+    candidates = [
+        row
+        for row in rows
+        if all(row[k] == entity[k] for k in table.keys)
+        and row["event_timestamp"] <= t
+        and (table.ttl is None or row["event_timestamp"] >= t - table.ttl)
+    ]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda r: (r["event_timestamp"], r["created_at"], r["feature_date"]))
+    return best[feature]
+
+
+@st.composite
+def feature_rows(draw: st.DrawFn, keys: tuple[str, ...]) -> list[dict]:
+    """Rows with deliberate ties: few keys, few distinct times, midnight rows in two partitions."""
+    rows: dict[tuple, dict] = {}
+    for i in range(draw(st.integers(0, 25))):
+        hour = draw(st.sampled_from([0, 5, 12, 23, 24, 30, 48, 60, 72]))
+        event_time = BASE + timedelta(hours=hour)
+        # A value stamped at midnight may belong to the day before (it covers that whole day).
+        partition = event_time.date()
+        if event_time.hour == 0 and draw(st.booleans()):
+            partition -= timedelta(days=1)
+        row = {k: draw(st.integers(1, 3)) for k in keys}
+        row.update(
+            feature_date=partition,
+            event_timestamp=event_time,
+            created_at=BASE + timedelta(hours=draw(st.sampled_from([0, 1, 2]))),
+            value=i,
+        )
+        rows[(*(row[k] for k in keys), event_time, partition)] = row  # unique per partition
+    return list(rows.values())
+
+
+@st.composite
+def entity_rows(
+    draw: st.DrawFn, keys: tuple[str, ...], rows: list[dict], ttl: timedelta | None
+) -> list[dict]:
+    times = [BASE - timedelta(hours=5), BASE + timedelta(hours=100)]
+    for row in rows:  # exact hits and exact TTL edges (and one microsecond past them)
+        times += [row["event_timestamp"], row["event_timestamp"] - timedelta(microseconds=1)]
+        if ttl is not None:
+            times += [
+                row["event_timestamp"] + ttl,
+                row["event_timestamp"] + ttl + timedelta(microseconds=1),
+            ]
+    entities = []
+    for _ in range(draw(st.integers(0, 20))):
+        entity = {k: draw(st.integers(1, 4)) for k in keys}
+        entity["event_timestamp"] = draw(st.sampled_from(times))
+        entities.append(entity)
+    if entities and draw(st.booleans()):
+        entities.append(dict(entities[0]))  # a duplicate input row is kept
+    return entities
+
+
+def run_join(
+    tmp: Path, tables_rows: list[tuple[FeatureTable, list[dict]]], entities: list[dict]
+) -> pd.DataFrame:
+    store = OfflineStore(root=str(tmp / "offline"), staging_root=str(tmp / "staging"))
+    for table, rows in tables_rows:
+        if rows:
+            publish_rows(store, table, rows)
+    keys = sorted({k for table, _ in tables_rows for k in table.keys})
+    entity_df = pd.DataFrame(entities, columns=[*keys, "event_timestamp"]).astype(
+        {k: "int64" for k in keys}
+    )
+    entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[us]")
+    entity_df["label"] = range(len(entity_df))
+    requests = [FeatureRequest(t, (f"value_{i}",)) for i, (t, _) in enumerate(tables_rows)]
+    return store.get_historical_features(entity_df, requests)
+
+
+def renamed(rows: list[dict], feature: str) -> list[dict]:
+    return [{**{k: v for k, v in r.items() if k != "value"}, feature: r["value"]} for r in rows]
+
+
+def assert_matches_oracle(result: pd.DataFrame, tables_rows, entities) -> None:
+    assert len(result) == len(entities)
+    assert result["label"].tolist() == list(range(len(entities)))  # input order, nothing dropped
+    for i, (table, rows) in enumerate(tables_rows):
+        feature = f"value_{i}"
+        expected = [oracle(table, rows, entity, feature) for entity in entities]
+        actual = [None if pd.isna(v) else int(v) for v in result[feature]]
+        assert actual == expected, f"table {table.name}"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), ttl_hours=st.sampled_from([None, 24, 30]))
+def test_join_agrees_with_brute_force_oracle_single_key(tmp_path_factory, data, ttl_hours) -> None:
+    ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
+    table = synthetic_table(ttl=ttl, features=("value_0",))
+    rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
+    entities = data.draw(entity_rows(table.keys, rows, ttl))
+    result = run_join(tmp_path_factory.mktemp("pit"), [(table, rows)], entities)
+    assert_matches_oracle(result, [(table, rows)], entities)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_join_agrees_with_oracle_on_composite_keys_and_several_tables(
+    tmp_path_factory, data
+) -> None:
+    pair = synthetic_table(
+        name="user_daily_merchant_visits_30d",
+        keys=("user_id", "merchant_id"),
+        ttl=timedelta(hours=24),
+        features=("value_0",),
+    )
+    single = synthetic_table(name="user_daily_logins_7d", ttl=None, features=("value_1",))
+    pair_rows = renamed(data.draw(feature_rows(pair.keys)), "value_0")
+    single_rows = renamed(data.draw(feature_rows(single.keys)), "value_1")
+    entities = data.draw(entity_rows(pair.keys, pair_rows + single_rows, timedelta(hours=24)))
+    tables_rows = [(pair, pair_rows), (single, single_rows)]
+    result = run_join(tmp_path_factory.mktemp("pit"), tables_rows, entities)
+    assert_matches_oracle(result, tables_rows, entities)
+
+
+def test_value_older_than_ttl_is_not_joined_and_edge_is_inclusive(tmp_path) -> None:
+    table = synthetic_table(ttl=timedelta(hours=30), features=("value_0",))
+    row = {
+        "user_id": 1,
+        "feature_date": date(2026, 1, 1),
+        "event_timestamp": BASE,
+        "created_at": BASE,
+        "value_0": 7,
+    }
+    entities = [
+        {"user_id": 1, "event_timestamp": BASE + timedelta(hours=30)},
+        {"user_id": 1, "event_timestamp": BASE + timedelta(hours=30, microseconds=1)},
+        {"user_id": 1, "event_timestamp": BASE - timedelta(microseconds=1)},
+    ]
+    result = run_join(tmp_path, [(table, [row])], entities)
+    assert [None if pd.isna(v) else v for v in result["value_0"]] == [7, None, None]
+
+
+def test_empty_feature_table_gives_nulls_and_keeps_rows(tmp_path) -> None:
+    table = synthetic_table(features=("value_0",))
+    entities = [{"user_id": 1, "event_timestamp": BASE}, {"user_id": 1, "event_timestamp": BASE}]
+    result = run_join(tmp_path, [(table, [])], entities)
+    assert len(result) == 2 and result["value_0"].isna().all()
+
+
+def test_timezone_aware_entity_times_are_converted_to_utc(tmp_path) -> None:
+    table = synthetic_table(ttl=None, features=("value_0",))
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    publish_rows(
+        store,
+        table,
+        [
+            {
+                "user_id": 1,
+                "feature_date": date(2026, 1, 1),
+                "event_timestamp": BASE + timedelta(hours=10),
+                "created_at": BASE,
+                "value_0": 1,
+            },
+        ],
+    )
+    sdk = FeatureStore({table.name: table}, store, OnlineStore())
+    # 11:00 in UTC+2 is 09:00 UTC: before the 10:00 UTC value became true.
+    entity_df = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "event_timestamp": pd.to_datetime(
+                ["2026-01-01T11:00:00+02:00", "2026-01-01T13:00:00+02:00"]
+            ),
+        }
+    )
+    result = sdk.get_historical_features(entity_df, [f"{table.name}:value_0"])
+    assert [None if pd.isna(v) else v for v in result["value_0"]] == [None, 1]
+    assert result["event_timestamp"].tolist() == entity_df["event_timestamp"].tolist()
+
+
+def test_unknown_feature_names_the_table_and_feature(tmp_path) -> None:
+    table = synthetic_table(features=("value_0",))
+    sdk = FeatureStore(
+        {table.name: table},
+        OfflineStore(root=str(tmp_path), staging_root=str(tmp_path)),
+        OnlineStore(),
+    )
+    with pytest.raises(KeyError, match="has no feature 'nope'"):
+        sdk.get_historical_features(
+            pd.DataFrame({"user_id": [1], "event_timestamp": [BASE]}), [f"{table.name}:nope"]
+        )
+    with pytest.raises(KeyError, match="unknown feature table 'missing_daily_x_1d'"):
+        sdk.get_historical_features(
+            pd.DataFrame({"user_id": [1], "event_timestamp": [BASE]}), ["missing_daily_x_1d:v"]
+        )
