@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pandas as pd
 
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
-from resources.local_dynamodb import SERVER_KINDS, running_server, start_server, stop_server
-from resources.settings import DEFAULT_PORT, Settings
+from resources.local_dynamodb import (
+    SERVER_KINDS,
+    reset_signals,
+    running_server,
+    start_server,
+    stop_server,
+)
+from resources.settings import DEFAULT_PORT, PROJECT_ROOT, Settings
 
 DEMO_TABLE = "user_daily_transactions_7d"
 DEMO_FEATURES = [
@@ -91,20 +97,19 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from feature_assets.runs import prepare_dagster_home
 
-    env = {**os.environ, "DAGSTER_HOME": str(prepare_dagster_home(settings.dagster_home))}
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        "workspace.yaml",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(args.port),
-    ]
-    return subprocess.call(command, env=env)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_dagster_home(settings.dagster_home)),
+        # `dagster dev` re-parses the dbt project with whatever `dbt` is on PATH: ours.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
+    command += ["-h", "127.0.0.1", "-p", str(args.port)]
+    # Become `dagster dev` with default signal handling, so it stops by pid even when a
+    # non-interactive shell started us with SIGINT/SIGTERM ignored.
+    reset_signals()
+    os.chdir(PROJECT_ROOT)
+    os.execve(sys.executable, command, env)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -43,7 +43,7 @@ def _pid_file(home: Path) -> Path:
     return home / "online_store.pid"
 
 
-def _reset_signals() -> None:
+def reset_signals() -> None:
     # A shell that starts us in the background may have set SIGINT/SIGTERM to "ignore", and
     # the child would inherit that; restore the defaults so the server stops by pid.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -151,7 +151,7 @@ def start_server(home: Path, port: int, kind: str = "moto", timeout: float = 60.
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_reset_signals,
+        preexec_fn=reset_signals,
     )
     server = LocalServer(pid=process.pid, port=port, kind=kind)
     _pid_file(home).write_text(json.dumps(server.__dict__))
