@@ -223,3 +223,42 @@ def load_feature_tables(manifest: Mapping[str, Any]) -> dict[str, FeatureTable]:
             raise FeatureDefinitionError(f"feature table {table.name!r} is defined twice")
         tables[table.name] = table
     return tables
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named list of `table:feature` references a model consumes (a dbt exposure)."""
+
+    name: str
+    features: tuple[str, ...]
+    description: str = ""
+    owner: str | None = None
+
+
+def load_feature_services(
+    manifest: Mapping[str, Any], tables: Mapping[str, FeatureTable]
+) -> dict[str, FeatureService]:
+    """Every dbt exposure with `meta.feature_service`, its references checked against `tables`."""
+    services: dict[str, FeatureService] = {}
+    for node in (manifest.get("exposures") or {}).values():
+        meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+        spec = meta.get("feature_service")
+        if spec is None:
+            continue
+        name = node["name"]
+        references = tuple(spec.get("features") or ())
+        if not references:
+            raise FeatureDefinitionError(f"feature service {name!r}: 'features' lists no feature")
+        for reference in references:
+            table_name, _, feature = str(reference).partition(":")
+            if table_name not in tables:
+                raise FeatureDefinitionError(
+                    f"feature service {name!r}: {reference!r} names unknown feature table {table_name!r}"
+                )
+            if feature not in tables[table_name].feature_names:
+                raise FeatureDefinitionError(
+                    f"feature service {name!r}: feature table {table_name!r} has no feature {feature!r}"
+                )
+        owner = (node.get("owner") or {}).get("email")
+        services[name] = FeatureService(name, references, node.get("description", ""), owner)
+    return services

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from feature_assets.contract import FeatureTable, load_feature_tables
+from feature_assets import training_sets
+from feature_assets.contract import (
+    FeatureService,
+    FeatureTable,
+    load_feature_services,
+    load_feature_tables,
+)
 from feature_assets.dbt_project import feature_dbt_project
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.point_in_time import FeatureRequest
 from resources.settings import Settings
+
+SQL_START = re.compile(r"^\s*(select|with|from)\b", re.IGNORECASE)
 
 
 class FeatureReferenceError(KeyError):
@@ -45,9 +56,14 @@ class OnlineFeatures:
 
 class FeatureStore:
     def __init__(
-        self, tables: Mapping[str, FeatureTable], offline: OfflineStore, online: OnlineStore
+        self,
+        tables: Mapping[str, FeatureTable],
+        offline: OfflineStore,
+        online: OnlineStore,
+        services: Mapping[str, FeatureService] | None = None,
     ) -> None:
         self.tables = dict(tables)
+        self.services = dict(services or {})
         self.offline = offline
         self.online = online
 
@@ -57,11 +73,22 @@ class FeatureStore:
 
         settings = settings or Settings.from_env()
         project = feature_dbt_project(settings.dbt_project_dir)
-        tables = load_feature_tables(json.loads(project.manifest_path.read_text()))
-        return cls(tables, offline_store(settings), online_store(settings))
+        manifest = json.loads(project.manifest_path.read_text())
+        tables = load_feature_tables(manifest)
+        services = load_feature_services(manifest, tables)
+        return cls(tables, offline_store(settings), online_store(settings), services)
 
-    def resolve(self, features: Sequence[str]) -> list[FeatureRequest]:
-        """`table:feature` references grouped per table, in first-mentioned order."""
+    def resolve(
+        self, features: Sequence[str] | str, *, full_feature_names: bool = False
+    ) -> list[FeatureRequest]:
+        """`table:feature` references (or a feature service name) grouped per table, in order."""
+        if isinstance(features, str):
+            service = self.services.get(features)
+            if service is None:
+                raise FeatureReferenceError(
+                    f"unknown feature service {features!r}; known: {sorted(self.services)}"
+                )
+            features = service.features
         by_table: dict[str, list[str]] = {}
         for reference in features:
             table_name, sep, feature = reference.partition(":")
@@ -82,17 +109,18 @@ class FeatureStore:
             by_table.setdefault(table_name, [])
             if feature not in by_table[table_name]:
                 by_table[table_name].append(feature)
-        names = [f for fs in by_table.values() for f in fs]
-        clashes = sorted({f for f in names if names.count(f) > 1})
+        requests = [FeatureRequest(self.tables[t], tuple(fs)) for t, fs in by_table.items()]
+        names = [name for r in requests for name in r.output_names(full_feature_names)]
+        clashes = sorted({name for name in names if names.count(name) > 1})
         if clashes:
             raise FeatureReferenceError(
-                f"feature names {clashes} are requested from several tables"
+                f"feature names {clashes} come from several tables; pass full_feature_names=True"
             )
-        return [FeatureRequest(self.tables[t], tuple(fs)) for t, fs in by_table.items()]
+        return requests
 
     def get_online_features(
         self,
-        features: Sequence[str],
+        features: Sequence[str] | str,
         entity_rows: Sequence[Mapping[str, Any]],
         *,
         now: datetime | None = None,
@@ -119,26 +147,90 @@ class FeatureStore:
 
     def get_historical_features(
         self,
-        entity_df: pd.DataFrame,
-        features: Sequence[str],
+        entity_df: Any,
+        features: Sequence[str] | str,
         *,
         timestamp_column: str = "event_timestamp",
-    ) -> pd.DataFrame:
-        """Point-in-time correct features for each row of `entity_df` (one output row per input row)."""
-        requests = self.resolve(features)
-        if timestamp_column not in entity_df.columns:
-            raise KeyError(f"entity_df has no timestamp column {timestamp_column!r}")
-        for request in requests:
-            missing = [key for key in request.table.keys if key not in entity_df.columns]
-            if missing:
-                raise KeyError(
-                    f"feature table {request.table.name!r}: entity_df lacks key column(s) {missing}"
-                )
-            clashing = [f for f in request.features if f in entity_df.columns]
-            if clashing:
-                raise ValueError(
-                    f"entity_df already has column(s) {clashing} named like requested features"
-                )
+        full_feature_names: bool = False,
+        created_timestamp_cutoff: bool = False,
+        output: str = "pandas",
+        output_path: str | Path | None = None,
+    ) -> Any:
+        """Point-in-time correct features for each entity row: one output row per input row.
+
+        `entity_df` is a pandas, Arrow or polars frame, a Parquet path, or a SQL query in which
+        every feature table is a view of its published partitions. With
+        `created_timestamp_cutoff`, a value computed after the entity time is not used either
+        (late corrections do not leak).
+        """
+        requests = self.resolve(features, full_feature_names=full_feature_names)
         return self.offline.get_historical_features(
-            entity_df, requests, timestamp_column=timestamp_column
+            self._entity_source(entity_df),
+            requests,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            created_timestamp_cutoff=created_timestamp_cutoff,
+            output=output,
+            output_path=output_path,
         )
+
+    def save_training_set(
+        self,
+        directory: str | Path,
+        entity_df: Any,
+        features: Sequence[str] | str,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        created_timestamp_cutoff: bool = False,
+    ) -> dict[str, Any]:
+        """Build a training set into `directory` (data, entity rows, manifest); returns the manifest."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        requests = self.resolve(features, full_feature_names=full_feature_names)
+        entities = directory / training_sets.ENTITIES
+        first, last = self.offline.write_entity_rows(
+            self._entity_source(entity_df), entities, timestamp_column
+        )
+        options = {
+            "timestamp_column": timestamp_column,
+            "full_feature_names": full_feature_names,
+            "created_timestamp_cutoff": created_timestamp_cutoff,
+        }
+        references = [f"{r.table.name}:{f}" for r in requests for f in r.features]
+        inputs = training_sets.describe_inputs(self.offline, requests, first, last)
+        self.get_historical_features(
+            entities, references, **options, output_path=directory / training_sets.DATA
+        )
+        rows = pq.ParquetFile(directory / training_sets.DATA).metadata.num_rows
+        manifest = training_sets.new_manifest(references, options, rows, inputs)
+        training_sets.write_manifest(directory, manifest)
+        return manifest
+
+    def rebuild_training_set(self, directory: str | Path, output_path: str | Path) -> Path:
+        """Rebuild a saved training set from its manifest; refuses if its partitions changed."""
+        directory = Path(directory)
+        manifest = training_sets.read_manifest(directory)
+        requests = self.resolve(
+            manifest["features"], full_feature_names=manifest["options"]["full_feature_names"]
+        )
+        entities = directory / manifest["entity_rows"]
+        first, last = self.offline.entity_time_range(
+            entities, manifest["options"]["timestamp_column"]
+        )
+        changes = training_sets.changed_partitions(
+            manifest["tables"], training_sets.describe_inputs(self.offline, requests, first, last)
+        )
+        if changes:
+            raise training_sets.TrainingSetDriftError(
+                f"training set {directory}: partitions changed since it was built: {', '.join(changes)}"
+            )
+        return self.get_historical_features(
+            entities, manifest["features"], **manifest["options"], output_path=output_path
+        )
+
+    def _entity_source(self, entity_df: Any) -> Any:
+        """A SQL query runs over views of the published tables; everything else passes through."""
+        if isinstance(entity_df, str) and SQL_START.match(entity_df):
+            return self.offline.query(entity_df, list(self.tables.values()))
+        return entity_df

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -20,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 
 from feature_assets.contract import FeatureTable
-from resources.point_in_time import FeatureRequest, point_in_time_query
+from resources.entity_source import ENTITY_VIEW, check_entity_rows, register_entity_rows
+from resources.point_in_time import FeatureRequest, JoinPlan, point_in_time_query
 from resources.sql import DUCKDB_TYPES, file_list, ident, literal
 
 DATA_FILE = "data.parquet"
@@ -35,6 +37,7 @@ class OfflineStore(dg.ConfigurableResource):
 
     root: str
     staging_root: str
+    memory_limit: str = "4GB"
 
     # --- layout -------------------------------------------------------------------------
 
@@ -92,7 +95,7 @@ class OfflineStore(dg.ConfigurableResource):
             tmp.replace(final)
             rows_per_day[day] = con.execute(
                 f"SELECT count(*) FROM read_parquet({literal(final)})"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         return rows_per_day
 
     def discard_staged(self, run_id: str) -> None:
@@ -157,37 +160,146 @@ class OfflineStore(dg.ConfigurableResource):
 
     def get_historical_features(
         self,
-        entity_df: pd.DataFrame,
+        entity: Any,
         requests: list[FeatureRequest],
         *,
         timestamp_column: str = "event_timestamp",
-    ) -> pd.DataFrame:
-        """Point-in-time join of `entity_df` with the published partitions of each table."""
-        con = duckdb.connect()
-        entity = entity_df.copy()
-        entity["__entity_row"] = range(len(entity))
-        entity["__entity_ts"] = _as_naive_utc(entity[timestamp_column])
-        con.register("__entity_rows", entity)
-        sources = {request.table.name: self._table_relation(request.table) for request in requests}
-        query = point_in_time_query("__entity_rows", requests, sources)
-        result = con.sql(query).df()
-        return result.drop(columns=["__entity_row", "__entity_ts"])
+        full_feature_names: bool = False,
+        created_timestamp_cutoff: bool = False,
+        output: str = "pandas",
+        output_path: str | Path | None = None,
+    ) -> Any:
+        """Point-in-time join of the entity rows with the published partitions of each table.
 
-    def _table_relation(self, table: FeatureTable) -> str:
-        files = self.published_files(table)
+        `output` is "pandas", "arrow" or "polars"; with `output_path` the result is streamed to
+        Parquet (DuckDB spills to disk past its memory limit) and the path is returned.
+        """
+        con = self.connect()
+        register_entity_rows(con, entity, timestamp_column)
+        check_entity_rows(
+            con,
+            [r.table for r in requests],
+            timestamp_column,
+            [name for r in requests for name in r.output_names(full_feature_names)],
+        )
+        first, last = con.execute(
+            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
+        ).fetchall()[0]
+        sources: dict[str, str] = {}
+        plans: dict[str, JoinPlan] = {}
+        for request in requests:
+            table = request.table
+            files = self.files_for_window(table, first, last)
+            sources[table.name] = self._relation(table, files)
+            if created_timestamp_cutoff and table.created_timestamp:
+                plans[table.name] = JoinPlan.RANGE_CUTOFF
+            elif _boundary_ties_possible(con, table, files):
+                plans[table.name] = JoinPlan.ASOF_SETTLE_TIES
+            else:
+                plans[table.name] = JoinPlan.ASOF
+        query = point_in_time_query(
+            ENTITY_VIEW, requests, sources, plans, full_feature_names=full_feature_names
+        )
+        if output_path is not None:
+            con.execute(f"COPY ({query}) TO {literal(output_path)} (FORMAT parquet)")
+            return Path(output_path)
+        relation = con.sql(query)
+        if output == "arrow":
+            return relation.to_arrow_table()
+        if output == "polars":
+            return relation.pl()
+        if output == "pandas":
+            return relation.df()
+        raise ValueError(f"output {output!r} is not one of 'pandas', 'arrow', 'polars'")
+
+    def write_entity_rows(
+        self, entity: Any, path: Path, timestamp_column: str
+    ) -> tuple[datetime | None, datetime | None]:
+        """Copy entity rows, in input order, to Parquet; returns their entity-time range (UTC)."""
+        con = self.connect()
+        register_entity_rows(con, entity, timestamp_column)
+        rows = (
+            f"SELECT * EXCLUDE (__entity_row, __entity_ts) FROM {ENTITY_VIEW} ORDER BY __entity_row"
+        )
+        con.execute(f"COPY ({rows}) TO {literal(path)} (FORMAT parquet)").fetchall()
+        return con.execute(
+            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
+        ).fetchall()[0]
+
+    def entity_time_range(
+        self, entity: Any, timestamp_column: str
+    ) -> tuple[datetime | None, datetime | None]:
+        con = self.connect()
+        register_entity_rows(con, entity, timestamp_column)
+        return con.execute(
+            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
+        ).fetchall()[0]
+
+    def query(self, sql: str, tables: list[FeatureTable]) -> pa.Table:
+        """Run SQL in which each feature table is a view of its published partitions."""
+        con = self.connect()
+        for table in tables:
+            relation = self._relation(table, self.published_files(table))
+            con.execute(f"CREATE TEMP VIEW {ident(table.name)} AS SELECT * FROM {relation}")
+        return con.sql(sql).to_arrow_table()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-process DuckDB connection that spills to the store's temp folder past its limit."""
+        con = duckdb.connect(config={"memory_limit": self.memory_limit})
+        spill = Path(self.staging_root) / ".duckdb_spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {literal(spill)}")
+        return con
+
+    def files_for_window(
+        self, table: FeatureTable, first: datetime | None, last: datetime | None
+    ) -> list[Path]:
+        """Published files that can hold a candidate for entity times in [first, last].
+
+        A row of partition d has its event time within [d, d + 1 day] (the publish check
+        guarantees it), so older partitions than first - ttl - 1 day and newer ones than
+        last cannot match.
+        """
+        if first is None:
+            return []
+        days = [day for day in self.published_days(table) if day <= last.date()]
+        if table.ttl is not None:
+            earliest = (first - table.ttl - timedelta(days=1)).date()
+            days = [day for day in days if day >= earliest]
+        return [self.partition_path(table, day) for day in days]
+
+    def _relation(self, table: FeatureTable, files: list[Path]) -> str:
         if files:
             return f"read_parquet({file_list(files)})"
-        # No published partition yet: an empty relation of the right shape joins to NULLs.
-        columns = [*table.keys, *_rank_columns(table)]
+        # No published partition in the window: an empty relation of the right shape joins to NULLs.
         types = {**table.key_types, table.timestamp: "timestamp", table.partition_column: "date"}
         if table.created_timestamp:
             types[table.created_timestamp] = "timestamp"
-        typed = [f"CAST(NULL AS {DUCKDB_TYPES[types[c]]}) AS {ident(c)}" for c in columns]
-        typed += [
-            f"CAST(NULL AS {DUCKDB_TYPES[f.logical_type]}) AS {ident(f.name)}"
-            for f in table.features
-        ]
+        types.update({f.name: f.logical_type for f in table.features})
+        typed = [f"CAST(NULL AS {DUCKDB_TYPES[t]}) AS {ident(c)}" for c, t in types.items()]
         return f"(SELECT {', '.join(typed)} WHERE false)"
+
+
+def _boundary_ties_possible(
+    con: duckdb.DuckDBPyConnection, table: FeatureTable, files: list[Path]
+) -> bool:
+    """True if two partitions may hold the same (keys, event time): only a row at midnight
+    that ends one day and a row at the same midnight that starts the next day can."""
+    if len(files) < 2:
+        return False
+    stats = con.execute(
+        "SELECT file_name, min(stats_min_value), max(stats_max_value) "
+        f"FROM parquet_metadata({file_list(files)}) WHERE path_in_schema = ? GROUP BY file_name",
+        [table.timestamp],
+    ).fetchall()
+    bounds = {Path(name): (lo, hi) for name, lo, hi in stats}
+    for earlier, later in zip(files, files[1:], strict=False):
+        if earlier not in bounds or later not in bounds:
+            continue  # an empty partition has no rows to tie with
+        start_of_later = later.parent.name.split("=", 1)[1] + " 00:00:00"
+        if bounds[earlier][1] == start_of_later and bounds[later][0] == start_of_later:
+            return True
+    return False
 
 
 def _rank_columns(table: FeatureTable) -> list[str]:
@@ -203,11 +315,3 @@ def winner_order(table: FeatureTable) -> str:
     return ", ".join(
         [f"{ident(table.timestamp)} DESC", *created, f"{ident(table.partition_column)} DESC"]
     )
-
-
-def _as_naive_utc(values: pd.Series) -> pd.Series:
-    """Timestamps as naive UTC: aware values are converted, naive values are taken as UTC."""
-    converted = pd.to_datetime(values)
-    if isinstance(converted.dtype, pd.DatetimeTZDtype):
-        converted = converted.dt.tz_convert("UTC").dt.tz_localize(None)
-    return converted.astype("datetime64[us]")

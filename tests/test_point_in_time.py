@@ -13,16 +13,19 @@ from hypothesis import strategies as st
 
 from feature_assets.contract import FeatureTable
 from feature_assets.sdk import FeatureStore
-from resources.offline_store import OfflineStore
+from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
 from resources.point_in_time import FeatureRequest
 
 BASE = datetime(2026, 1, 1)
 
 
-def oracle(table: FeatureTable, rows: list[dict], entity: dict, feature: str) -> int | None:
-    """The winning row's value: same keys, event time in [t - ttl, t], then the latest
-    (event time, created time, partition); None if there is no candidate."""
+def oracle(
+    table: FeatureTable, rows: list[dict], entity: dict, feature: str, cutoff: bool = False
+) -> int | None:
+    """The winning row's value: same keys, event time in [t - ttl, t] (and, with the cutoff,
+    created time <= t), then the latest (event time, created time, partition); None if there
+    is no candidate."""
     t = entity["event_timestamp"]
     candidates = [
         row
@@ -30,6 +33,7 @@ def oracle(table: FeatureTable, rows: list[dict], entity: dict, feature: str) ->
         if all(row[k] == entity[k] for k in table.keys)
         and row["event_timestamp"] <= t
         and (table.ttl is None or row["event_timestamp"] >= t - table.ttl)
+        and (not cutoff or row["created_at"] <= t)
     ]
     if not candidates:
         return None
@@ -52,7 +56,7 @@ def feature_rows(draw: st.DrawFn, keys: tuple[str, ...]) -> list[dict]:
         row.update(
             feature_date=partition,
             event_timestamp=event_time,
-            created_at=BASE + timedelta(hours=draw(st.sampled_from([0, 1, 2]))),
+            created_at=event_time + timedelta(hours=draw(st.sampled_from([0, 1, 30]))),
             value=i,
         )
         rows[(*(row[k] for k in keys), event_time, partition)] = row  # unique per partition
@@ -64,8 +68,9 @@ def entity_rows(
     draw: st.DrawFn, keys: tuple[str, ...], rows: list[dict], ttl: timedelta | None
 ) -> list[dict]:
     times = [BASE - timedelta(hours=5), BASE + timedelta(hours=100)]
-    for row in rows:  # exact hits and exact TTL edges (and one microsecond past them)
+    for row in rows:  # exact hits and exact TTL and creation edges (and one microsecond off)
         times += [row["event_timestamp"], row["event_timestamp"] - timedelta(microseconds=1)]
+        times += [row["created_at"], row["created_at"] - timedelta(microseconds=1)]
         if ttl is not None:
             times += [
                 row["event_timestamp"] + ttl,
@@ -82,7 +87,10 @@ def entity_rows(
 
 
 def run_join(
-    tmp: Path, tables_rows: list[tuple[FeatureTable, list[dict]]], entities: list[dict]
+    tmp: Path,
+    tables_rows: list[tuple[FeatureTable, list[dict]]],
+    entities: list[dict],
+    cutoff: bool = False,
 ) -> pd.DataFrame:
     store = OfflineStore(root=str(tmp / "offline"), staging_root=str(tmp / "staging"))
     for table, rows in tables_rows:
@@ -95,19 +103,21 @@ def run_join(
     entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[us]")
     entity_df["label"] = range(len(entity_df))
     requests = [FeatureRequest(t, (f"value_{i}",)) for i, (t, _) in enumerate(tables_rows)]
-    return store.get_historical_features(entity_df, requests)
+    return store.get_historical_features(entity_df, requests, created_timestamp_cutoff=cutoff)
 
 
 def renamed(rows: list[dict], feature: str) -> list[dict]:
     return [{**{k: v for k, v in r.items() if k != "value"}, feature: r["value"]} for r in rows]
 
 
-def assert_matches_oracle(result: pd.DataFrame, tables_rows, entities) -> None:
+def assert_matches_oracle(
+    result: pd.DataFrame, tables_rows, entities, cutoff: bool = False
+) -> None:
     assert len(result) == len(entities)
     assert result["label"].tolist() == list(range(len(entities)))  # input order, nothing dropped
     for i, (table, rows) in enumerate(tables_rows):
         feature = f"value_{i}"
-        expected = [oracle(table, rows, entity, feature) for entity in entities]
+        expected = [oracle(table, rows, entity, feature, cutoff) for entity in entities]
         actual = [None if pd.isna(v) else int(v) for v in result[feature]]
         assert actual == expected, f"table {table.name}"
 
@@ -115,14 +125,16 @@ def assert_matches_oracle(result: pd.DataFrame, tables_rows, entities) -> None:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=st.data(), ttl_hours=st.sampled_from([None, 24, 30]))
-def test_join_agrees_with_brute_force_oracle_single_key(tmp_path_factory, data, ttl_hours) -> None:
+@given(data=st.data(), ttl_hours=st.sampled_from([None, 24, 30]), cutoff=st.booleans())
+def test_join_agrees_with_brute_force_oracle_single_key(
+    tmp_path_factory, data, ttl_hours, cutoff
+) -> None:
     ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
     table = synthetic_table(ttl=ttl, features=("value_0",))
     rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
     entities = data.draw(entity_rows(table.keys, rows, ttl))
-    result = run_join(tmp_path_factory.mktemp("pit"), [(table, rows)], entities)
-    assert_matches_oracle(result, [(table, rows)], entities)
+    result = run_join(tmp_path_factory.mktemp("pit"), [(table, rows)], entities, cutoff)
+    assert_matches_oracle(result, [(table, rows)], entities, cutoff)
 
 
 @settings(
@@ -218,3 +230,46 @@ def test_unknown_feature_names_the_table_and_feature(tmp_path) -> None:
         sdk.get_historical_features(
             pd.DataFrame({"user_id": [1], "event_timestamp": [BASE]}), ["missing_daily_x_1d:v"]
         )
+
+
+def test_boundary_ties_are_detected_only_when_midnight_rows_meet(tmp_path) -> None:
+    table = synthetic_table(ttl=None, features=("value_0",))
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+
+    def at(day: int, hour: int, partition_day: int) -> dict:
+        return {
+            "user_id": 1,
+            "feature_date": date(2026, 1, partition_day),
+            "event_timestamp": datetime(2026, 1, day) + timedelta(hours=hour),
+            "created_at": BASE,
+            "value_0": day,
+        }
+
+    publish_rows(store, table, [at(2, 0, 1)])  # ends day 1 at midnight
+    publish_rows(store, table, [at(2, 6, 2)])  # day 2 starts later: no tie possible
+    con = store.connect()
+    assert not _boundary_ties_possible(con, table, store.published_files(table))
+    publish_rows(store, table, [at(2, 0, 2), at(2, 6, 2)])  # day 2 now starts at that midnight
+    assert _boundary_ties_possible(con, table, store.published_files(table))
+
+
+def test_partitions_outside_the_entity_window_are_not_read(tmp_path) -> None:
+    table = synthetic_table(ttl=timedelta(days=2), features=("value_0",))
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    for day in range(1, 21):
+        publish_rows(
+            store,
+            table,
+            [
+                {
+                    "user_id": 1,
+                    "feature_date": date(2026, 1, day),
+                    "event_timestamp": datetime(2026, 1, day, 12),
+                    "created_at": BASE,
+                    "value_0": day,
+                }
+            ],
+        )
+    files = store.files_for_window(table, datetime(2026, 1, 10, 6), datetime(2026, 1, 12, 6))
+    # entity times 10th 06:00 .. 12th 06:00, ttl 2 days: rows from the 8th 06:00 on can match
+    assert [f.parent.name for f in files] == [f"feature_date=2026-01-{d:02d}" for d in range(7, 13)]

@@ -1,0 +1,80 @@
+"""Saved training sets: the joined rows, the entity rows they came from, and a manifest of
+which tables, features, partitions (with content digests) and options produced them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from resources.offline_store import OfflineStore
+from resources.point_in_time import FeatureRequest
+
+MANIFEST = "manifest.json"
+DATA = "data.parquet"
+ENTITIES = "entities.parquet"
+
+
+class TrainingSetDriftError(RuntimeError):
+    """A partition a saved training set was built from has changed or disappeared since."""
+
+
+def digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def describe_inputs(
+    offline: OfflineStore,
+    requests: list[FeatureRequest],
+    first: datetime | None,
+    last: datetime | None,
+) -> dict[str, Any]:
+    tables = {}
+    for request in requests:
+        files = offline.files_for_window(request.table, first, last)
+        tables[request.table.name] = {
+            "features": list(request.features),
+            "keys": list(request.table.keys),
+            "ttl_seconds": request.table.ttl.total_seconds() if request.table.ttl else None,
+            "partitions": {path.parent.name.split("=", 1)[1]: digest(path) for path in files},
+        }
+    return tables
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / MANIFEST).read_text())
+
+
+def new_manifest(
+    features: list[str], options: dict[str, Any], rows: int, tables: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        "features": features,
+        "options": options,
+        "rows": rows,
+        "entity_rows": ENTITIES,
+        "data": DATA,
+        "tables": tables,
+    }
+
+
+def changed_partitions(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    changes = []
+    for table, entry in saved.items():
+        now = current.get(table, {}).get("partitions", {})
+        for day, sha in entry["partitions"].items():
+            if now.get(day) != sha:
+                changes.append(f"{table} {day}")
+        changes += [f"{table} {day} (new)" for day in now if day not in entry["partitions"]]
+    return changes
