@@ -123,12 +123,11 @@ def _source_relation(con: duckdb.DuckDBPyConnection, entity: Any) -> str:
         con.register("__entity_input", _with_row_numbers(entity.to_arrow()))
         return "__entity_input"
     if isinstance(entity, str | Path):
-        # Input order of a Parquet path is file name order, then row order within a file.
-        return (
-            f"(SELECT * EXCLUDE (filename, file_row_number), "
-            f"row_number() OVER (ORDER BY filename, file_row_number) - 1 AS __entity_row "
-            f"FROM read_parquet({literal(entity)}, filename = true, file_row_number = true))"
-        )
+        # Entity rows are small next to feature tables: load them (a plain scan keeps file and
+        # row order) and number them, which joins faster than numbering inside the query.
+        rows = con.sql(f"SELECT * FROM read_parquet({literal(entity)})").to_arrow_table()
+        con.register("__entity_input", _with_row_numbers(rows))
+        return "__entity_input"
     raise EntityInputError(
         f"entity rows of type {type(entity).__name__} are not supported: "
         "use pandas, Arrow, polars or a Parquet path"
