@@ -33,7 +33,9 @@ START = date(2026, 1, 1)
 def table(size: str):
     from conftest import synthetic_table
 
-    return synthetic_table(name=f"user_daily_bench{size}_7d", ttl=timedelta(days=30), features=FEATURES)
+    return synthetic_table(
+        name=f"user_daily_bench{size}_7d", ttl=timedelta(days=30), features=FEATURES
+    )
 
 
 def generate(data: Path, size: str) -> None:
@@ -61,10 +63,11 @@ def generate(data: Path, size: str) -> None:
         ) TO '{path}' (FORMAT parquet)""").fetchall()
     con.execute(f"""COPY (
         SELECT (hash(i) % {users})::BIGINT AS user_id,
-               TIMESTAMP '{START}' + to_microseconds((hash(i * 7) % ({days} * 86400000000))::BIGINT) AS event_timestamp,
+               TIMESTAMP '{START}'
+                 + to_microseconds((hash(i * 7) % ({days} * 86400000000))::BIGINT) AS event_timestamp,
                (i % 2)::INTEGER AS label
         FROM range({entities}) t(i)
-    ) TO '{data / f'entities_{size}.parquet'}' (FORMAT parquet)""").fetchall()
+    ) TO '{data / f"entities_{size}.parquet"}' (FORMAT parquet)""").fetchall()
     marker.touch()
 
 
@@ -80,17 +83,27 @@ def run_once(data: Path, size: str, kind: str) -> dict:
     started = time.perf_counter()
     if kind == "project":
         sdk = FeatureStore({t.name: t}, store, OnlineStore())
-        result = sdk.get_historical_features(entities, [f"{t.name}:{f}" for f in FEATURES], output="arrow")
+        result = sdk.get_historical_features(
+            entities, [f"{t.name}:{f}" for f in FEATURES], output="arrow"
+        )
     else:
         files = ", ".join(f"'{p}'" for p in store.published_files(t))
-        result = duckdb.connect().sql(f"""
+        result = (
+            duckdb.connect()
+            .sql(f"""
             SELECT e.*, f.value, f.count_7d
             FROM read_parquet('{entities}') AS e
             ASOF LEFT JOIN read_parquet([{files}]) AS f
               ON e.user_id = f.user_id AND e.event_timestamp >= f.event_timestamp
-        """).to_arrow_table()
+        """)
+            .to_arrow_table()
+        )
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": result.num_rows, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "rows": result.num_rows,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def p99(values: list[float]) -> float:
@@ -113,17 +126,24 @@ def main() -> None:
         runs: dict[str, list[dict]] = {"project": [], "raw": []}
         for _ in range(args.repeats):
             for kind in ("project", "raw"):
-                out = subprocess.run(
-                    [sys.executable, __file__, "--data", str(args.data), "--child", size, kind],
-                    check=True, capture_output=True, text=True,
-                ).stdout.strip().splitlines()[-1]
+                out = (
+                    subprocess.run(
+                        [sys.executable, __file__, "--data", str(args.data), "--child", size, kind],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
                 runs[kind].append(json.loads(out))
         entities, rows = SIZES[size]
         print(f"\n{entities:,} entity rows x {rows:,} feature rows ({args.repeats} runs each)")
         print(f"{'':8} {'median s':>9} {'p99 s':>8} {'peak RSS MiB':>13}")
         for kind, results in runs.items():
             seconds = [r["seconds"] for r in results]
-            print(f"{kind:8} {statistics.median(seconds):9.2f} {p99(seconds):8.2f} {max(r['rss_mib'] for r in results):13.0f}")
+            peak = max(r["rss_mib"] for r in results)
+            print(f"{kind:8} {statistics.median(seconds):9.2f} {p99(seconds):8.2f} {peak:13.0f}")
         ratio = statistics.median(r["seconds"] for r in runs["project"]) / statistics.median(
             r["seconds"] for r in runs["raw"]
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,9 +38,13 @@ class FeatureReferenceError(KeyError):
 
 @dataclass(frozen=True)
 class OnlineFeatures:
-    """One row per requested entity, in request order; a missing or expired value is None."""
+    """One row per requested entity, in request order; a missing or expired value is None.
+
+    `statuses[i][table]` says why: "present", "not_found" or "expired".
+    """
 
     rows: list[dict[str, Any]]
+    statuses: list[dict[str, str]]
 
     def to_dict(self) -> dict[str, list[Any]]:
         columns: dict[str, list[Any]] = {}
@@ -123,27 +126,27 @@ class FeatureStore:
         features: Sequence[str] | str,
         entity_rows: Sequence[Mapping[str, Any]],
         *,
+        full_feature_names: bool = False,
         now: datetime | None = None,
     ) -> OnlineFeatures:
-        requests = self.resolve(features)
-
-        def read(request: FeatureRequest) -> list[dict[str, Any] | None]:
-            return self.online.read(request.table, entity_rows, request.features, now=now)
-
-        # Tables of one request are read in parallel; each read batches its keys.
-        if len(requests) == 1:
-            per_table = [read(requests[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-                per_table = list(pool.map(read, requests))
-        rows = []
+        """Latest values for each entity row, TTL applied at read time (as the training-set join)."""
+        requests = self.resolve(features, full_feature_names=full_feature_names)
+        per_table = self.online.read_tables(
+            [(r.table, r.features) for r in requests], entity_rows, now=now
+        )
+        rows, statuses = [], []
         for i, entity in enumerate(entity_rows):
-            row = dict(entity)
-            for request, values in zip(requests, per_table, strict=True):
-                found = values[i]
-                row.update(found if found is not None else dict.fromkeys(request.features))
+            row, status = dict(entity), {}
+            for request, reads in zip(requests, per_table, strict=True):
+                read = reads[i]
+                names = request.output_names(full_feature_names)
+                row.update(
+                    {name: read.values[f] for name, f in zip(names, request.features, strict=True)}
+                )
+                status[request.table.name] = read.status.value
             rows.append(row)
-        return OnlineFeatures(rows)
+            statuses.append(status)
+        return OnlineFeatures(rows, statuses)
 
     def get_historical_features(
         self,

@@ -1,19 +1,18 @@
-"""The online store: one DynamoDB table per feature table, items readable by any boto3 client.
+"""The online store: one DynamoDB table per feature table, through the low-level boto3 client.
 
-Item layout: the entity keys are the item key (hash, or hash + range for two keys); every
-feature is a native attribute (number, string, bool or null); `event_timestamp` and
-`created_timestamp` are ISO-8601 UTC strings; `expires_at` (epoch seconds) is registered as
-the table's DynamoDB TTL attribute. DynamoDB deletes expired items hours or days late, so
-reads apply the TTL themselves from `event_timestamp`.
+The item layout lives in `resources.online_items`; this module does the I/O: idempotent table
+creation, parallel BatchWriteItem, and BatchGetItem packed across tables, with unprocessed
+items retried with backoff on top of botocore's own retry configuration.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import boto3
@@ -23,19 +22,30 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
-from feature_assets.contract import (
-    CREATED_TIMESTAMP_ATTRIBUTE,
-    EVENT_TIMESTAMP_ATTRIBUTE,
-    EXPIRY_ATTRIBUTE,
-    FeatureTable,
+from feature_assets.contract import EVENT_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE, FeatureTable
+from resources.online_items import (
+    COMPOSITE_KEY_ATTRIBUTE,
+    OnlineStatus,
+    from_attribute,
+    key_attributes,
+    key_schema,
+    status_at,
+    to_item,
+    typed_key,
 )
 
-BATCH_GET_LIMIT = 100
-KEY_ATTRIBUTE_TYPES = {"int": "N", "str": "S"}
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem, across tables
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 
 
 class OnlineStoreError(RuntimeError):
     """The online store refused or could not complete a request."""
+
+
+@dataclass(frozen=True)
+class OnlineRead:
+    status: OnlineStatus
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class OnlineStore(dg.ConfigurableResource):
@@ -45,44 +55,30 @@ class OnlineStore(dg.ConfigurableResource):
     region: str = "us-east-1"
     table_prefix: str = "featurestore_"
     max_attempts: int = 8
+    write_concurrency: int = 4
+    read_concurrency: int = 8
 
     _client: Any = PrivateAttr(default=None)
-    _resource: Any = PrivateAttr(default=None)
-
-    # --- connection ----------------------------------------------------------------------
-
-    def _session(self) -> boto3.session.Session:
-        session = boto3.session.Session(region_name=self.region)
-        if self.endpoint_url and session.get_credentials() is None:
-            # A local server accepts any credentials; AWS uses the normal credential chain.
-            session = boto3.session.Session(
-                region_name=self.region, aws_access_key_id="local", aws_secret_access_key="local"
-            )
-        return session
-
-    def _config(self) -> Config:
-        return Config(
-            retries={"max_attempts": self.max_attempts, "mode": "adaptive"},
-            max_pool_connections=32,
-            connect_timeout=5,
-            read_timeout=30,
-        )
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self._session().client(
-                "dynamodb", endpoint_url=self.endpoint_url, config=self._config()
+            session = boto3.session.Session(region_name=self.region)
+            if self.endpoint_url and session.get_credentials() is None:
+                # A local server accepts any credentials; AWS uses the normal credential chain.
+                session = boto3.session.Session(
+                    region_name=self.region,
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",
+                )
+            config = Config(
+                retries={"max_attempts": self.max_attempts, "mode": "adaptive"},
+                max_pool_connections=max(self.write_concurrency, self.read_concurrency) * 2,
+                connect_timeout=5,
+                read_timeout=30,
             )
+            self._client = session.client("dynamodb", endpoint_url=self.endpoint_url, config=config)
         return self._client
-
-    @property
-    def resource(self) -> Any:
-        if self._resource is None:
-            self._resource = self._session().resource(
-                "dynamodb", endpoint_url=self.endpoint_url, config=self._config()
-            )
-        return self._resource
 
     # --- tables --------------------------------------------------------------------------
 
@@ -90,12 +86,7 @@ class OnlineStore(dg.ConfigurableResource):
         return f"{self.table_prefix}{table.name}"
 
     def ensure_table(self, table: FeatureTable) -> None:
-        """Create the table (and register its TTL attribute) if it does not exist yet."""
-        if len(table.keys) > 2:
-            raise OnlineStoreError(
-                f"feature table {table.name!r}: online tables support one or two keys, "
-                f"not {len(table.keys)} ({list(table.keys)})"
-            )
+        """Create the table and register its TTL attribute, unless it already exists."""
         name = self.table_name(table)
         try:
             self.client.describe_table(TableName=name)
@@ -103,20 +94,12 @@ class OnlineStore(dg.ConfigurableResource):
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
-        key_schema = [{"AttributeName": table.keys[0], "KeyType": "HASH"}]
-        if len(table.keys) == 2:
-            key_schema.append({"AttributeName": table.keys[1], "KeyType": "RANGE"})
+        schema, definitions = key_schema(table)
         try:
             self.client.create_table(
                 TableName=name,
-                KeySchema=key_schema,
-                AttributeDefinitions=[
-                    {
-                        "AttributeName": key,
-                        "AttributeType": KEY_ATTRIBUTE_TYPES[table.key_types[key]],
-                    }
-                    for key in table.keys
-                ],
+                KeySchema=schema,
+                AttributeDefinitions=definitions,
                 BillingMode="PAY_PER_REQUEST",
             )
         except ClientError as error:
@@ -139,78 +122,111 @@ class OnlineStore(dg.ConfigurableResource):
     # --- writes --------------------------------------------------------------------------
 
     def write_rows(self, table: FeatureTable, rows: pa.Table) -> int:
-        """Write rows as items (already chosen newer-wins by the offline store); returns the count.
+        """Write rows (already chosen newer-wins by the offline store) as items; returns the count.
 
-        Batch writes are unconditional: newer-wins is decided before, from the offline store,
-        and one writer per table (a Dagster pool) keeps that decision valid until written.
+        Unconditional batch writes, several in flight: newer-wins is decided before, from the
+        offline store, and one writer per table (a Dagster pool) keeps that decision valid.
+        Every write is idempotent, so a sync that dies half-way is completed by running it again.
         """
         self.ensure_table(table)
-        if rows.num_rows == 0:
-            return 0
-        dynamo_table = self.resource.Table(self.table_name(table))
-        written = 0
-        with dynamo_table.batch_writer(overwrite_by_pkeys=list(table.keys)) as batch:
-            for row in rows.to_pylist():
-                batch.put_item(Item=to_item(table, row))
-                written += 1
+        name = self.table_name(table)
+        with ThreadPoolExecutor(max_workers=self.write_concurrency) as pool:
+            written = sum(
+                pool.map(lambda batch: self._write_batch(name, batch), _item_batches(table, rows))
+            )
         return written
+
+    def _write_batch(self, name: str, items: list[dict[str, Any]]) -> int:
+        request = {name: [{"PutRequest": {"Item": item}} for item in items]}
+        delay = 0.05
+        for _attempt in range(self.max_attempts):
+            request = (
+                self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            )
+            if not request:
+                return len(items)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise OnlineStoreError(
+            f"online table {name!r}: items still unprocessed after {self.max_attempts} attempts"
+        )
 
     # --- reads ---------------------------------------------------------------------------
 
     def read(
         self,
         table: FeatureTable,
-        entity_keys: Sequence[Mapping[str, Any]],
+        entity_rows: Sequence[Mapping[str, Any]],
         features: Sequence[str],
         *,
         now: datetime | None = None,
-    ) -> list[dict[str, Any] | None]:
-        """One result per requested entity, in order: its feature values, or None if missing or expired."""
+    ) -> list[OnlineRead]:
+        return self.read_tables([(table, features)], entity_rows, now=now)[0]
+
+    def read_tables(
+        self,
+        requests: Sequence[tuple[FeatureTable, Sequence[str]]],
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        now: datetime | None = None,
+    ) -> list[list[OnlineRead]]:
+        """Per table, one result per entity row, in order. Keys of all tables are packed into
+        BatchGetItem requests of up to 100, sent in parallel; only requested attributes come back."""
         now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-        keys = [_typed_key(table, entity) for entity in entity_keys]
-        names = [*table.keys, *features, EVENT_TIMESTAMP_ATTRIBUTE]
-        placeholders = {f"#a{i}": name for i, name in enumerate(names)}
-        projection = ", ".join(placeholders)
-        found: dict[tuple, dict[str, Any]] = {}
-        unique_keys = list(dict.fromkeys(keys))
-        for start in range(0, len(unique_keys), BATCH_GET_LIMIT):
-            chunk = unique_keys[start : start + BATCH_GET_LIMIT]
-            for item in self._batch_get(table, chunk, projection, placeholders):
-                found[tuple(_from_attribute(item[k], table.key_types[k]) for k in table.keys)] = (
-                    item
+        keys = [[typed_key(table, entity) for entity in entity_rows] for table, _ in requests]
+        wanted = [
+            (i, key) for i, per_table in enumerate(keys) for key in dict.fromkeys(per_table)
+        ]  # each (table, key) once
+        batches = [
+            list(islice(wanted, s, s + BATCH_GET_LIMIT))
+            for s in range(0, len(wanted), BATCH_GET_LIMIT)
+        ]
+        found: dict[tuple[int, tuple], dict[str, Any]] = {}
+        with ThreadPoolExecutor(
+            max_workers=min(self.read_concurrency, max(len(batches), 1))
+        ) as pool:
+            for batch_found in pool.map(lambda batch: self._batch_get(requests, batch), batches):
+                found.update(batch_found)
+        results = []
+        for i, (table, features) in enumerate(requests):
+            types = {feature: table.feature(feature).logical_type for feature in features}
+            per_table = []
+            for key in keys[i]:
+                item = found.get((i, key))
+                status = status_at(table, item, now)
+                values = (
+                    {f: from_attribute(item.get(f, {"NULL": True}), types[f]) for f in features}
+                    if status is OnlineStatus.PRESENT
+                    else dict.fromkeys(features)
                 )
-        types = {feature: table.feature(feature).logical_type for feature in features}
-        results: list[dict[str, Any] | None] = []
-        for key in keys:
-            item = found.get(key)
-            if item is None or _expired(table, item, now):
-                results.append(None)
-                continue
-            results.append(
-                {
-                    feature: _from_attribute(item.get(feature, {"NULL": True}), types[feature])
-                    for feature in features
-                }
-            )
+                per_table.append(OnlineRead(status, values))
+            results.append(per_table)
         return results
 
     def _batch_get(
-        self, table: FeatureTable, keys: list[tuple], projection: str, names: dict[str, str]
-    ) -> Iterable[dict[str, Any]]:
-        name = self.table_name(table)
-        request = {
-            name: {
-                "Keys": [
-                    {
-                        k: _to_key_attribute(table, k, v)
-                        for k, v in zip(table.keys, key, strict=True)
-                    }
-                    for key in keys
-                ],
-                "ProjectionExpression": projection,
-                "ExpressionAttributeNames": names,
-            }
-        }
+        self, requests: Sequence[tuple[FeatureTable, Sequence[str]]], batch: list[tuple[int, tuple]]
+    ) -> dict[tuple[int, tuple], dict[str, Any]]:
+        by_name: dict[str, int] = {}
+        request: dict[str, Any] = {}
+        back: dict[tuple[str, str], tuple[int, tuple]] = {}
+        for i, key in batch:
+            table, features = requests[i]
+            name = self.table_name(table)
+            by_name[name] = i
+            if name not in request:
+                attributes = [*_key_names(table), *features, EVENT_TIMESTAMP_ATTRIBUTE]
+                names = {
+                    f"#a{n}": attribute for n, attribute in enumerate(dict.fromkeys(attributes))
+                }
+                request[name] = {
+                    "Keys": [],
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                }
+            attributes = key_attributes(table, key)
+            request[name]["Keys"].append(attributes)
+            back[(name, repr(sorted(attributes.items())))] = (i, key)
+        found = {}
         delay = 0.02
         for _attempt in range(self.max_attempts):
             try:
@@ -218,102 +234,31 @@ class OnlineStore(dg.ConfigurableResource):
             except ClientError as error:
                 if error.response["Error"]["Code"] == "ResourceNotFoundException":
                     raise OnlineStoreError(
-                        f"feature table {table.name!r}: online table {name!r} does not exist; "
-                        "materialize its online sync or run `feature-store resync`"
+                        f"online table(s) {sorted(request)} do not exist; materialize the online sync "
+                        "or run `feature-store resync`"
                     ) from None
                 raise
-            yield from response["Responses"].get(name, [])
+            for name, items in response["Responses"].items():
+                table = requests[by_name[name]][0]
+                for item in items:
+                    attributes = {k: item[k] for k in _key_names(table)}
+                    found[back[(name, repr(sorted(attributes.items())))]] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
-                return
+                return found
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise OnlineStoreError(
-            f"feature table {table.name!r}: keys still unprocessed after {self.max_attempts} attempts"
+            f"online tables {sorted(request)}: keys still unprocessed after {self.max_attempts} attempts"
         )
 
 
-def to_item(table: FeatureTable, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A feature row as a DynamoDB item of native types (boto3 resource form)."""
-    item: dict[str, Any] = {key: row[key] for key in table.keys}
-    for feature in table.features:
-        item[feature.name] = _to_native(row.get(feature.name))
-    event_time: datetime = row[table.timestamp]
-    item[EVENT_TIMESTAMP_ATTRIBUTE] = _iso(event_time)
-    if table.created_timestamp and row.get(table.created_timestamp) is not None:
-        item[CREATED_TIMESTAMP_ATTRIBUTE] = _iso(row[table.created_timestamp])
-    if table.ttl is not None:
-        # Never before the logical expiry: DynamoDB's deletion is only a clean-up.
-        expiry = event_time.replace(tzinfo=UTC) + table.ttl
-        item[EXPIRY_ATTRIBUTE] = math.ceil(expiry.timestamp())
-    return item
+def _key_names(table: FeatureTable) -> list[str]:
+    return [COMPOSITE_KEY_ATTRIBUTE] if len(table.keys) > 2 else list(table.keys)
 
 
-def _to_native(value: Any) -> Any:
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return None
-        # repr round-trips exactly, so the online value equals the offline double.
-        return Decimal(repr(value))
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds") + "Z"
-
-
-def _parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.removesuffix("Z"))
-
-
-def _expired(table: FeatureTable, item: Mapping[str, Any], now: datetime) -> bool:
-    if table.ttl is None:
-        return False
-    event_time = _parse_iso(item[EVENT_TIMESTAMP_ATTRIBUTE]["S"])
-    # Same rule as the training-set join at entity time `now`: event_time >= now - ttl.
-    return event_time < now - table.ttl
-
-
-def _typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
-    values = []
-    for key in table.keys:
-        if key not in entity:
-            raise KeyError(
-                f"feature table {table.name!r}: entity row {dict(entity)!r} has no key {key!r}"
-            )
-        value = entity[key]
-        expected = table.key_types[key]
-        if expected == "int":
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | Decimal)
-                and not (hasattr(value, "dtype") and value.dtype.kind in "iu")
-            ):
-                raise TypeError(
-                    f"feature table {table.name!r}: key {key!r} must be an integer, got {value!r}"
-                )
-            value = int(value)
-        elif not isinstance(value, str):
-            raise TypeError(
-                f"feature table {table.name!r}: key {key!r} must be a string, got {value!r}"
-            )
-        values.append(value)
-    return tuple(values)
-
-
-def _to_key_attribute(table: FeatureTable, key: str, value: Any) -> dict[str, str]:
-    return {"N": str(value)} if table.key_types[key] == "int" else {"S": value}
-
-
-def _from_attribute(attribute: Mapping[str, Any], logical_type: str) -> Any:
-    """A DynamoDB attribute as a plain Python value of the contract's type (never Decimal)."""
-    ((kind, value),) = attribute.items()
-    if kind == "NULL":
-        return None
-    if kind == "N":
-        return int(value) if logical_type == "int" else float(value)
-    return value
+def _item_batches(table: FeatureTable, rows: pa.Table) -> Iterator[list[dict[str, Any]]]:
+    for record_batch in rows.to_batches(max_chunksize=BATCH_WRITE_LIMIT * 40):
+        items = [to_item(table, row) for row in record_batch.to_pylist()]
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            yield items[start : start + BATCH_WRITE_LIMIT]

@@ -32,6 +32,11 @@ def offline(tmp_path) -> OfflineStore:
     return OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
 
 
+def values(reads) -> list[dict | None]:
+    """What a caller sees: the values of present items, None for missing or expired ones."""
+    return [read.values if read.status == "present" else None for read in reads]
+
+
 def row(user_id: int, day: date, value: int, created_hour: int = 1) -> dict:
     return {
         "user_id": user_id,
@@ -78,8 +83,8 @@ def test_items_are_native_attributes_readable_with_plain_boto3(
     assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
     nulls = client.get_item(TableName=online.table_name(table), Key={"user_id": {"N": "2"}})["Item"]
     assert nulls["ratio"] == {"NULL": True}
-    [first, second] = online.read(
-        table, [{"user_id": 1}, {"user_id": 2}], ["value", "ratio", "label"], now=T0
+    [first, second] = values(
+        online.read(table, [{"user_id": 1}, {"user_id": 2}], ["value", "ratio", "label"], now=T0)
     )
     assert first == {"value": 5, "ratio": 0.1 + 0.2, "label": "gold"}
     assert type(first["value"]) is int and type(first["ratio"]) is float
@@ -93,10 +98,12 @@ def test_expired_item_is_returned_as_missing_although_server_still_holds_it(
     publish_rows(offline, table, [row(1, date(2026, 1, 1), 5)])  # event time 2026-01-02 00:00
     online.write_rows(table, offline.latest_rows(table))
     edge = datetime(2026, 1, 4)  # event time + ttl: still valid, as in the training-set join
-    assert online.read(table, [{"user_id": 1}], ["value"], now=edge) == [{"value": 5}]
-    assert online.read(
+    [valid] = online.read(table, [{"user_id": 1}], ["value"], now=edge)
+    assert valid.status == "present" and valid.values == {"value": 5}
+    [expired] = online.read(
         table, [{"user_id": 1}], ["value"], now=edge + timedelta(microseconds=1)
-    ) == [None]
+    )
+    assert expired.status == "expired" and expired.values == {"value": None}
     raw = online.client.get_item(TableName=online.table_name(table), Key={"user_id": {"N": "1"}})
     assert "Item" in raw  # the server has not deleted it; the read applied the TTL
 
@@ -108,9 +115,16 @@ def test_missing_entities_come_back_missing_in_request_order(online, offline) ->
     wanted = [{"user_id": u} for u in (250, 9999, 3, 3, 120)] + [
         {"user_id": u} for u in range(1, 200)
     ]
-    result = online.read(table, wanted, ["value"], now=T0)  # more than one BatchGetItem of 100
-    assert result[:5] == [{"value": 2500}, None, {"value": 30}, {"value": 30}, {"value": 1200}]
-    assert [r["value"] for r in result[5:]] == [u * 10 for u in range(1, 200)]
+    reads = online.read(table, wanted, ["value"], now=T0)  # more than one BatchGetItem of 100
+    assert values(reads)[:5] == [
+        {"value": 2500},
+        None,
+        {"value": 30},
+        {"value": 30},
+        {"value": 1200},
+    ]
+    assert reads[1].status == "not_found"
+    assert [r["value"] for r in values(reads)[5:]] == [u * 10 for u in range(1, 200)]
 
 
 def test_wrong_key_type_and_missing_key_are_clear_errors(online) -> None:
@@ -130,13 +144,13 @@ def test_backfill_of_old_partition_never_overwrites_newer_online_value(online, o
     old = offline.rows_to_serve(table, [date(2026, 1, 1)])
     assert old.column("user_id").to_pylist() == [2]
     online.write_rows(table, old)
-    assert online.read(table, [{"user_id": 1}, {"user_id": 2}], ["value"]) == [
+    assert values(online.read(table, [{"user_id": 1}, {"user_id": 2}], ["value"])) == [
         {"value": 101},
         {"value": 200},
     ]
     # force is the explicit way to write a correction over a newer value
     online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 1)], force=True))
-    assert online.read(table, [{"user_id": 1}], ["value"]) == [{"value": 100}]
+    assert values(online.read(table, [{"user_id": 1}], ["value"])) == [{"value": 100}]
 
 
 def test_online_and_offline_pick_the_same_row_on_a_tie(online, offline) -> None:

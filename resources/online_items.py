@@ -1,0 +1,157 @@
+"""The online item layout: how a feature row becomes a DynamoDB item and back.
+
+- Keys: one entity key is the hash key, two are hash + range. More than two are joined into
+  one string hash key `entity_key` = the values joined with "#" in key order (for example
+  "42#7#EUR"); the individual keys are kept as plain attributes too.
+- Every feature is a native attribute: N (int, float), S, BOOL or NULL.
+- `event_timestamp` and `created_timestamp` are ISO-8601 UTC strings ("...Z").
+- `expires_at` (epoch seconds, rounded up) is the table's DynamoDB TTL attribute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from feature_assets.contract import (
+    CREATED_TIMESTAMP_ATTRIBUTE,
+    EVENT_TIMESTAMP_ATTRIBUTE,
+    EXPIRY_ATTRIBUTE,
+    FeatureTable,
+)
+
+COMPOSITE_KEY_ATTRIBUTE = "entity_key"
+COMPOSITE_KEY_SEPARATOR = "#"
+KEY_ATTRIBUTE_TYPES = {"int": "N", "str": "S"}
+
+
+class OnlineStatus(StrEnum):
+    PRESENT = "present"
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"
+
+
+def key_schema(table: FeatureTable) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(KeySchema, AttributeDefinitions) of the table's DynamoDB table."""
+    if len(table.keys) > 2:
+        return (
+            [{"AttributeName": COMPOSITE_KEY_ATTRIBUTE, "KeyType": "HASH"}],
+            [{"AttributeName": COMPOSITE_KEY_ATTRIBUTE, "AttributeType": "S"}],
+        )
+    schema = [{"AttributeName": table.keys[0], "KeyType": "HASH"}]
+    if len(table.keys) == 2:
+        schema.append({"AttributeName": table.keys[1], "KeyType": "RANGE"})
+    definitions = [
+        {"AttributeName": key, "AttributeType": KEY_ATTRIBUTE_TYPES[table.key_types[key]]}
+        for key in table.keys
+    ]
+    return schema, definitions
+
+
+def typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
+    """The entity's key values, checked against the table's key types."""
+    values = []
+    for key in table.keys:
+        if key not in entity:
+            raise KeyError(
+                f"feature table {table.name!r}: entity row {dict(entity)!r} has no key {key!r}"
+            )
+        value = entity[key]
+        if table.key_types[key] == "int":
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (hasattr(value, "dtype") and value.dtype.kind in "iu")
+            ):
+                raise TypeError(
+                    f"feature table {table.name!r}: key {key!r} must be an integer, got {value!r}"
+                )
+            value = int(value)
+        elif not isinstance(value, str):
+            raise TypeError(
+                f"feature table {table.name!r}: key {key!r} must be a string, got {value!r}"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def key_attributes(table: FeatureTable, key: tuple) -> dict[str, dict[str, str]]:
+    """The DynamoDB key (low-level client form) of an entity."""
+    if len(table.keys) > 2:
+        return {COMPOSITE_KEY_ATTRIBUTE: {"S": composite_key(table, key)}}
+    return {
+        name: {"N": str(value)} if table.key_types[name] == "int" else {"S": value}
+        for name, value in zip(table.keys, key, strict=True)
+    }
+
+
+def composite_key(table: FeatureTable, key: tuple) -> str:
+    parts = [str(value) for value in key]
+    if any(COMPOSITE_KEY_SEPARATOR in part for part in parts):
+        raise ValueError(
+            f"feature table {table.name!r}: key values {key!r} contain {COMPOSITE_KEY_SEPARATOR!r}, "
+            "which separates the parts of the composite online key"
+        )
+    return COMPOSITE_KEY_SEPARATOR.join(parts)
+
+
+def to_item(table: FeatureTable, row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A feature row as a DynamoDB item (low-level client form, native types)."""
+    key = tuple(row[k] for k in table.keys)
+    item: dict[str, dict[str, Any]] = key_attributes(table, key)
+    if len(table.keys) > 2:
+        item.update({k: _attribute(v) for k, v in zip(table.keys, key, strict=True)})
+    for feature in table.features:
+        item[feature.name] = _attribute(row.get(feature.name))
+    event_time: datetime = row[table.timestamp]
+    item[EVENT_TIMESTAMP_ATTRIBUTE] = {"S": iso(event_time)}
+    if table.created_timestamp and row.get(table.created_timestamp) is not None:
+        item[CREATED_TIMESTAMP_ATTRIBUTE] = {"S": iso(row[table.created_timestamp])}
+    if table.ttl is not None:
+        # Never before the logical expiry: DynamoDB's deletion is only a clean-up.
+        expiry = event_time.replace(tzinfo=UTC) + table.ttl
+        item[EXPIRY_ATTRIBUTE] = {"N": str(math.ceil(expiry.timestamp()))}
+    return item
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return {"NULL": True}
+        return {"N": repr(value)}  # repr round-trips: the online value equals the offline double
+    if isinstance(value, datetime):
+        return {"S": iso(value)}
+    return {"S": str(value)}
+
+
+def from_attribute(attribute: Mapping[str, Any], logical_type: str) -> Any:
+    """A DynamoDB attribute as a plain Python value of the contract's type (never Decimal)."""
+    ((kind, value),) = attribute.items()
+    if kind == "NULL":
+        return None
+    if kind == "N":
+        return int(value) if logical_type == "int" else float(value)
+    return value
+
+
+def iso(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def status_at(table: FeatureTable, item: Mapping[str, Any] | None, now: datetime) -> OnlineStatus:
+    """Same rule as the training-set join at entity time `now`: event_time >= now - ttl."""
+    if item is None:
+        return OnlineStatus.NOT_FOUND
+    if table.ttl is None:
+        return OnlineStatus.PRESENT
+    event_time = datetime.fromisoformat(item[EVENT_TIMESTAMP_ATTRIBUTE]["S"].removesuffix("Z"))
+    return OnlineStatus.EXPIRED if event_time < now - table.ttl else OnlineStatus.PRESENT
