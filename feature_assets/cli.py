@@ -94,6 +94,25 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_assets.feature_server import make_server
+    from feature_assets.sdk import FeatureStore
+
+    token = os.environ.get("FEATURE_STORE_SERVER_TOKEN") or None
+    server = make_server(FeatureStore.from_settings(settings), args.host, args.port, token=token)
+    print(
+        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})"
+    )
+    reset_signals()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from feature_assets.runs import prepare_dagster_home
 
@@ -225,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("resync", help="rebuild the online store from the offline store")
 
+    serve = sub.add_parser(
+        "serve", help="HTTP feature server (bearer token from FEATURE_STORE_SERVER_TOKEN)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=6566)
+
     ui = sub.add_parser("ui", help="run the Dagster UI and daemon (dagster dev)")
     ui.add_argument("--port", type=int, default=3000)
 
@@ -249,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate-data": cmd_generate,
         "materialize": cmd_materialize,
         "resync": cmd_resync,
+        "serve": cmd_serve,
         "ui": cmd_ui,
         "demo": cmd_demo,
     }

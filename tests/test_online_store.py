@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pandas as pd
@@ -179,3 +183,94 @@ def test_unpublished_partition_is_refused_by_the_sync(offline) -> None:
     table = synthetic_table()
     with pytest.raises(LookupError, match="partition\\(s\\) 2026-01-05 are not published"):
         offline.rows_to_serve(table, [date(2026, 1, 5)])
+
+
+def test_three_keys_become_one_documented_string_key(online, offline, online_server) -> None:
+    table = synthetic_table(
+        name="user_daily_fx_spend_30d",
+        keys=("user_id", "merchant_id", "currency"),
+        key_types={"user_id": "int", "merchant_id": "int", "currency": "str"},
+        ttl=None,
+    )
+    online.ensure_table(table)
+    rows = [
+        {
+            "user_id": 1,
+            "merchant_id": 7,
+            "currency": "EUR",
+            "feature_date": date(2026, 1, 1),
+            "event_timestamp": datetime(2026, 1, 2),
+            "created_at": T0,
+            "value": 5,
+        }
+    ]
+    online.write_rows(table, pa.Table.from_pylist(rows))
+    item = online.client.get_item(
+        TableName=online.table_name(table), Key={"entity_key": {"S": "1#7#EUR"}}
+    )["Item"]
+    assert item["currency"] == {"S": "EUR"} and item["value"] == {"N": "5"}
+    reads = online.read(
+        table,
+        [
+            {"user_id": 1, "merchant_id": 7, "currency": "EUR"},
+            {"user_id": 1, "merchant_id": 7, "currency": "USD"},
+        ],
+        ["value"],
+    )
+    assert values(reads) == [{"value": 5}, None]
+
+
+def test_one_entity_from_three_tables_is_one_batch_get(online, offline) -> None:
+    tables = [synthetic_table(name=f"user_daily_t{i}_7d", ttl=None) for i in range(3)]
+    for i, table in enumerate(tables):
+        publish_rows(offline, table, [row(1, date(2026, 1, 1), 10 + i)])
+        online.write_rows(table, offline.latest_rows(table))
+    calls = []
+    original = online.client.batch_get_item
+    online.client.batch_get_item = lambda **kw: calls.append(kw) or original(**kw)
+    sdk = FeatureStore({t.name: t for t in tables}, offline, online)
+    result = sdk.get_online_features(
+        [f"{t.name}:value" for t in tables], [{"user_id": 1}], full_feature_names=True
+    )
+    assert len(calls) == 1 and len(calls[0]["RequestItems"]) == 3
+    assert result.rows == [
+        {"user_id": 1, **{f"{t.name}__value": 10 + i for i, t in enumerate(tables)}}
+    ]
+    assert result.statuses == [{t.name: "present" for t in tables}]
+
+
+def test_sync_killed_half_way_then_rerun_loses_nothing_and_never_goes_back(
+    online, offline, tmp_path
+) -> None:
+    table = synthetic_table(ttl=None)
+    users = range(1, 12_001)
+    publish_rows(offline, table, [row(u, date(2026, 1, 1), 1) for u in users])
+    publish_rows(offline, table, [row(u, date(2026, 1, 2), 2) for u in users if u % 3 == 0])
+    online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 2)]))  # newer values first
+    script = f"""
+import sys; sys.path[:0] = {[str(p) for p in (Path(__file__).parent.parent, Path(__file__).parent)]!r}
+from conftest import synthetic_table
+from resources.offline_store import OfflineStore
+from resources.online_store import OnlineStore
+table = synthetic_table(ttl=None)
+offline = OfflineStore(root={offline.root!r}, staging_root={offline.staging_root!r})
+online = OnlineStore(endpoint_url={online.endpoint_url!r}, table_prefix={online.table_prefix!r},
+                     write_concurrency=1)
+online.write_rows(table, offline.rows_to_serve(table, [__import__("datetime").date(2026, 1, 1)]))
+"""
+    name = online.table_name(table)
+
+    def count() -> int:
+        return online.client.scan(TableName=name, Select="COUNT")["Count"]
+
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        while count() < 4_000 + 500 and process.poll() is None:
+            time.sleep(0.2)
+        process.kill()
+    finally:
+        process.wait()
+    assert 4_000 < count() < 12_000, "the sync was not killed half-way"
+    online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 1)]))  # the re-run
+    reads = online.read(table, [{"user_id": u} for u in users], ["value"])
+    assert [r.values["value"] for r in reads] == [2 if u % 3 == 0 else 1 for u in users]
