@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -59,6 +59,7 @@ class OnlineStore(dg.ConfigurableResource):
     read_concurrency: int = 8
 
     _client: Any = PrivateAttr(default=None)
+    _read_pool: Any = PrivateAttr(default=None)
 
     @property
     def client(self) -> Any:
@@ -130,10 +131,16 @@ class OnlineStore(dg.ConfigurableResource):
         """
         self.ensure_table(table)
         name = self.table_name(table)
+        written = 0
+        in_flight: set[Future[int]] = set()
         with ThreadPoolExecutor(max_workers=self.write_concurrency) as pool:
-            written = sum(
-                pool.map(lambda batch: self._write_batch(name, batch), _item_batches(table, rows))
-            )
+            # Serialize while earlier batches are on the wire, with a bounded backlog.
+            for batch in _item_batches(table, rows):
+                if len(in_flight) >= self.write_concurrency * 4:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    written += sum(future.result() for future in done)
+                in_flight.add(pool.submit(self._write_batch, name, batch))
+            written += sum(future.result() for future in in_flight)
         return written
 
     def _write_batch(self, name: str, items: list[dict[str, Any]]) -> int:
@@ -182,10 +189,12 @@ class OnlineStore(dg.ConfigurableResource):
             for s in range(0, len(wanted), BATCH_GET_LIMIT)
         ]
         found: dict[tuple[int, tuple], dict[str, Any]] = {}
-        with ThreadPoolExecutor(
-            max_workers=min(self.read_concurrency, max(len(batches), 1))
-        ) as pool:
-            for batch_found in pool.map(lambda batch: self._batch_get(requests, batch), batches):
+        if len(batches) == 1:  # the common single-request case skips the thread hand-off
+            found.update(self._batch_get(requests, batches[0]))
+        elif batches:
+            if self._read_pool is None:
+                self._read_pool = ThreadPoolExecutor(max_workers=self.read_concurrency)
+            for batch_found in self._read_pool.map(lambda b: self._batch_get(requests, b), batches):
                 found.update(batch_found)
         results = []
         for i, (table, features) in enumerate(requests):
@@ -208,7 +217,7 @@ class OnlineStore(dg.ConfigurableResource):
     ) -> dict[tuple[int, tuple], dict[str, Any]]:
         by_name: dict[str, int] = {}
         request: dict[str, Any] = {}
-        back: dict[tuple[str, str], tuple[int, tuple]] = {}
+        back: dict[tuple[str, tuple], tuple[int, tuple]] = {}
         for i, key in batch:
             table, features = requests[i]
             name = self.table_name(table)
@@ -225,7 +234,7 @@ class OnlineStore(dg.ConfigurableResource):
                 }
             attributes = key_attributes(table, key)
             request[name]["Keys"].append(attributes)
-            back[(name, repr(sorted(attributes.items())))] = (i, key)
+            back[(name, _key_text(attributes, _key_names(table)))] = (i, key)
         found = {}
         delay = 0.02
         for _attempt in range(self.max_attempts):
@@ -240,9 +249,9 @@ class OnlineStore(dg.ConfigurableResource):
                 raise
             for name, items in response["Responses"].items():
                 table = requests[by_name[name]][0]
+                key_names = _key_names(table)
                 for item in items:
-                    attributes = {k: item[k] for k in _key_names(table)}
-                    found[back[(name, repr(sorted(attributes.items())))]] = item
+                    found[back[(name, _key_text(item, key_names))]] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return found
@@ -255,6 +264,11 @@ class OnlineStore(dg.ConfigurableResource):
 
 def _key_names(table: FeatureTable) -> list[str]:
     return [COMPOSITE_KEY_ATTRIBUTE] if len(table.keys) > 2 else list(table.keys)
+
+
+def _key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> tuple:
+    """The key of an item as the text DynamoDB sends back (N and S values are both strings)."""
+    return tuple(next(iter(attributes[name].values())) for name in names)
 
 
 def _item_batches(table: FeatureTable, rows: pa.Table) -> Iterator[list[dict[str, Any]]]:
