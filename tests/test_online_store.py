@@ -274,3 +274,40 @@ online.write_rows(table, offline.rows_to_serve(table, [__import__("datetime").da
     online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 1)]))  # the re-run
     reads = online.read(table, [{"user_id": u} for u in users], ["value"])
     assert [r.values["value"] for r in reads] == [2 if u % 3 == 0 else 1 for u in users]
+
+
+class FlakyClient:
+    """Wraps a real client; the first batch call of each kind answers 'unprocessed' for everything."""
+
+    def __init__(self, client) -> None:
+        self.client, self.calls = client, {"get": 0, "write": 0}
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def batch_get_item(self, RequestItems):  # noqa: N803 - boto3's parameter name
+        self.calls["get"] += 1
+        if self.calls["get"] == 1:
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        return self.client.batch_get_item(RequestItems=RequestItems)
+
+    def batch_write_item(self, RequestItems):  # noqa: N803
+        self.calls["write"] += 1
+        if self.calls["write"] == 1:
+            return {"UnprocessedItems": RequestItems}
+        return self.client.batch_write_item(RequestItems=RequestItems)
+
+
+def test_unprocessed_keys_and_items_are_retried(online, offline) -> None:
+    table = synthetic_table(ttl=None)
+    publish_rows(offline, table, [row(u, date(2026, 1, 1), u) for u in (1, 2, 3)])
+    online.ensure_table(table)
+    flaky = FlakyClient(online.client)
+    online._client = flaky
+    assert online.write_rows(table, offline.latest_rows(table)) == 3
+    assert values(online.read(table, [{"user_id": u} for u in (1, 2, 3)], ["value"])) == [
+        {"value": 1},
+        {"value": 2},
+        {"value": 3},
+    ]
+    assert flaky.calls == {"get": 2, "write": 2}
