@@ -272,7 +272,13 @@ def _key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> 
 
 
 def _item_batches(table: FeatureTable, rows: pa.Table) -> Iterator[list[dict[str, Any]]]:
+    """Full batches of 25 items across however many chunks the Arrow table has."""
+    batch: list[dict[str, Any]] = []
     for record_batch in rows.to_batches(max_chunksize=BATCH_WRITE_LIMIT * 40):
-        items = [to_item(table, row) for row in record_batch.to_pylist()]
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            yield items[start : start + BATCH_WRITE_LIMIT]
+        for row in record_batch.to_pylist():
+            batch.append(to_item(table, row))
+            if len(batch) == BATCH_WRITE_LIMIT:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
