@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from resources.offline_store import OfflineStore
+from resources.offline_store import OfflineStore, partition_day
 from resources.point_in_time import FeatureRequest
 
 MANIFEST = "manifest.json"
@@ -42,7 +42,7 @@ def describe_inputs(
             "features": list(request.features),
             "keys": list(request.table.keys),
             "ttl_seconds": request.table.ttl.total_seconds() if request.table.ttl else None,
-            "partitions": {path.parent.name.split("=", 1)[1]: digest(path) for path in files},
+            "partitions": {partition_day(path).isoformat(): digest(path) for path in files},
         }
     return tables
 

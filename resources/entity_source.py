@@ -6,6 +6,7 @@ The view `__entity_rows` holds every input column plus `__entity_row` (input ord
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,13 @@ def register_entity_rows(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {ENTITY_VIEW} AS SELECT *, {normalized} AS __entity_ts FROM {source}"
     )
+
+
+def entity_time_range(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    """The earliest and latest entity time (naive UTC) of the registered entity rows."""
+    return con.execute(f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}").fetchall()[
+        0
+    ]
 
 
 def entity_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

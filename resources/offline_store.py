@@ -21,11 +21,21 @@ import pandas as pd
 import pyarrow as pa
 
 from feature_assets.contract import FeatureTable
-from resources.entity_source import ENTITY_VIEW, check_entity_rows, register_entity_rows
-from resources.point_in_time import FeatureRequest, JoinPlan, point_in_time_query
+from resources.entity_source import (
+    ENTITY_VIEW,
+    check_entity_rows,
+    entity_time_range,
+    register_entity_rows,
+)
+from resources.point_in_time import FeatureRequest, JoinPlan, point_in_time_query, winner_order
 from resources.sql import DUCKDB_TYPES, file_list, ident, literal
 
 DATA_FILE = "data.parquet"
+
+
+def partition_day(path: Path) -> date:
+    """The day of a published file, from its `<partition_column>=<day>` folder."""
+    return date.fromisoformat(path.parent.name.split("=", 1)[1])
 
 
 class PartitionNotPublishedError(LookupError):
@@ -51,10 +61,7 @@ class OfflineStore(dg.ConfigurableResource):
         table_dir = Path(self.root) / table.name
         if not table_dir.exists():
             return []
-        return sorted(
-            date.fromisoformat(path.parent.name.removeprefix(prefix))
-            for path in table_dir.glob(f"{prefix}*/{DATA_FILE}")
-        )
+        return sorted(partition_day(path) for path in table_dir.glob(f"{prefix}*/{DATA_FILE}"))
 
     def published_files(self, table: FeatureTable) -> list[Path]:
         return [self.partition_path(table, day) for day in self.published_days(table)]
@@ -129,10 +136,11 @@ class OfflineStore(dg.ConfigurableResource):
             )
         window = file_list(self.partition_path(table, day) for day in days)
         keys = ", ".join(ident(key) for key in table.keys)
+        order = ", ".join(winner_order(table))
         if force:
             query = (
                 f"SELECT * FROM read_parquet({window}) "
-                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {winner_order(table)}) = 1"
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
             )
         else:
             rank_columns = [*table.keys, *_rank_columns(table)]
@@ -145,7 +153,7 @@ class OfflineStore(dg.ConfigurableResource):
                 winners AS (
                     SELECT {", ".join(ident(c) for c in rank_columns)}
                     FROM read_parquet({everything})
-                    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {winner_order(table)}) = 1
+                    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1
                 )
                 SELECT w.* FROM window_rows AS w SEMI JOIN winners AS x ON {match}
             """
@@ -182,9 +190,7 @@ class OfflineStore(dg.ConfigurableResource):
             timestamp_column,
             [name for r in requests for name in r.output_names(full_feature_names)],
         )
-        first, last = con.execute(
-            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
-        ).fetchall()[0]
+        first, last = entity_time_range(con)
         sources: dict[str, str] = {}
         plans: dict[str, JoinPlan] = {}
         for request in requests:
@@ -222,18 +228,14 @@ class OfflineStore(dg.ConfigurableResource):
             f"SELECT * EXCLUDE (__entity_row, __entity_ts) FROM {ENTITY_VIEW} ORDER BY __entity_row"
         )
         con.execute(f"COPY ({rows}) TO {literal(path)} (FORMAT parquet)").fetchall()
-        return con.execute(
-            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
-        ).fetchall()[0]
+        return entity_time_range(con)
 
     def entity_time_range(
         self, entity: Any, timestamp_column: str
     ) -> tuple[datetime | None, datetime | None]:
         con = self.connect()
         register_entity_rows(con, entity, timestamp_column)
-        return con.execute(
-            f"SELECT min(__entity_ts), max(__entity_ts) FROM {ENTITY_VIEW}"
-        ).fetchall()[0]
+        return entity_time_range(con)
 
     def query(self, sql: str, tables: list[FeatureTable]) -> pa.Table:
         """Run SQL in which each feature table is a view of its published partitions."""
@@ -296,7 +298,7 @@ def _boundary_ties_possible(
     for earlier, later in zip(files, files[1:], strict=False):
         if earlier not in bounds or later not in bounds:
             continue  # an empty partition has no rows to tie with
-        start_of_later = later.parent.name.split("=", 1)[1] + " 00:00:00"
+        start_of_later = f"{partition_day(later).isoformat()} 00:00:00"
         if bounds[earlier][1] == start_of_later and bounds[later][0] == start_of_later:
             return True
     return False
@@ -305,13 +307,3 @@ def _boundary_ties_possible(
 def _rank_columns(table: FeatureTable) -> list[str]:
     created = [table.created_timestamp] if table.created_timestamp else []
     return [table.timestamp, *created, table.partition_column]
-
-
-def winner_order(table: FeatureTable) -> str:
-    """The one tie-break rule shared by training sets and the online sync."""
-    created = (
-        [f"{ident(table.created_timestamp)} DESC NULLS LAST"] if table.created_timestamp else []
-    )
-    return ", ".join(
-        [f"{ident(table.timestamp)} DESC", *created, f"{ident(table.partition_column)} DESC"]
-    )

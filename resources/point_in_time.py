@@ -92,7 +92,13 @@ def _within_ttl(table: FeatureTable, event_ts: str) -> str:
     return f"{event_ts} >= e.__entity_ts - to_microseconds({ttl_us})"
 
 
+def winner_order(table: FeatureTable, alias: str = "") -> list[str]:
+    """The one tie-break rule shared by training sets and the online sync, as ORDER BY terms."""
+    return [f"{alias}{ident(table.timestamp)} DESC", *_tie_order(table, alias)]
+
+
 def _tie_order(table: FeatureTable, alias: str = "") -> list[str]:
+    """The rule among rows with the same keys and event time."""
     created = (
         [f"{alias}{ident(table.created_timestamp)} DESC NULLS LAST"]
         if table.created_timestamp
@@ -122,7 +128,7 @@ def _ranked_cutoff_cte(
         conditions.append(_within_ttl(table, ts))
     if table.created_timestamp:
         conditions.append(f"f.{ident(table.created_timestamp)} <= e.__entity_ts")
-    order = [f"{ts} DESC", *_tie_order(table, "f.")]
+    order = winner_order(table, "f.")
     return (
         f"{alias} AS (\n"
         f"    SELECT e.__entity_row, {', '.join(f'f.{ident(x)}' for x in request.features)}\n"
