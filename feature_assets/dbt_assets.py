@@ -2,14 +2,13 @@
 
 import json
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from feature_assets.contract import FeatureTable
+from feature_assets.contract import FeatureTable, format_duration
 from resources.offline_store import OfflineStore
 
 
@@ -36,31 +35,44 @@ class FeatureTableTranslator(DagsterDbtTranslator):
                 else None
             ),
         ).merge_attributes(
-            tags={"feature_table": "", **{tag: "" for tag in table.tags}},
+            tags=feature_table_tags(table),
             metadata=feature_table_metadata(table),
         )
 
 
 def feature_table_metadata(table: FeatureTable) -> dict[str, Any]:
+    """The contract as asset metadata: the fields of `meta.feature_table` and the features."""
     return {
         "entity": table.entity,
         "keys": list(table.keys),
         "timestamp": table.timestamp,
         "created_timestamp": table.created_timestamp,
-        "ttl": _duration(table.ttl),
-        "freshness": _duration(table.freshness),
+        "partition": table.partition_column,
+        "ttl": format_duration(table.ttl),
+        "freshness": format_duration(table.freshness),
+        "owner": table.owner,
         "online": table.online,
+        "tags": list(table.tags),
         "features": dg.TableSchema(
             columns=[
-                dg.TableColumn(name=f.name, type=f.logical_type, description=f.description)
+                dg.TableColumn(
+                    name=f.name,
+                    type=f.data_type or f.logical_type,
+                    description=f.description,
+                    constraints=dg.TableColumnConstraints(
+                        nullable=f.nullable,
+                        other=[f"{check} {arg}" for check, arg in f.checks.items()],
+                    ),
+                )
                 for f in table.features
             ]
         ),
     }
 
 
-def _duration(value: timedelta | None) -> str | None:
-    return None if value is None else str(value)
+def feature_table_tags(table: FeatureTable) -> dict[str, str]:
+    """Tags to filter the asset graph by: every contract tag, plus one marking feature tables."""
+    return {"feature_table": "", **{tag: "" for tag in table.tags}}
 
 
 def build_feature_table_assets(

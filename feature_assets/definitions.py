@@ -14,6 +14,7 @@ from feature_assets.dbt_assets import build_feature_table_assets
 from feature_assets.dbt_project import dbt_executable, feature_dbt_project
 from feature_assets.online_sync import build_online_sync_asset
 from feature_assets.publishing import build_publish_check
+from feature_assets.raw_sources import load_raw_sources, raw_source_spec
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import Settings
@@ -27,7 +28,12 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     project = feature_dbt_project(settings.dbt_project_dir)
-    tables = load_feature_tables(_read_manifest(project.manifest_path))
+    manifest = _read_manifest(project.manifest_path)
+    tables = load_feature_tables(manifest)
+    raw_sources = [
+        raw_source_spec(source, settings.landing_dir)
+        for source in load_raw_sources(manifest).values()
+    ]
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     feature_tables = build_feature_table_assets(
         project, tables, partitions_def, settings.landing_dir
@@ -35,7 +41,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
     checks = [build_publish_check(t, partitions_def) for t in tables.values()]
     return dg.Definitions(
-        assets=[feature_tables, *syncs],
+        assets=[*raw_sources, feature_tables, *syncs],
         asset_checks=checks,
         jobs=[
             dg.define_asset_job(

@@ -3,7 +3,8 @@
 import dagster as dg
 from pydantic import Field
 
-from feature_assets.contract import FeatureTable
+from feature_assets.contract import FeatureTable, format_duration
+from feature_assets.dbt_assets import feature_table_tags
 from feature_assets.partitions import days_in
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
@@ -33,6 +34,12 @@ def build_online_sync_asset(
         group_name=table.entity,
         owners=[table.owner],
         kinds={"dynamodb"},
+        tags=feature_table_tags(table),
+        metadata={
+            "keys": list(table.keys),
+            "ttl": format_duration(table.ttl),
+            "features": list(table.feature_names),
+        },
         description=f"Latest values of {table.name} per {'/'.join(table.keys)} in the online store.",
     )
     def _sync(

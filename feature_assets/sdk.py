@@ -130,7 +130,14 @@ class FeatureStore:
         now: datetime | None = None,
     ) -> OnlineFeatures:
         """Latest values for each entity row, TTL applied at read time (as the training-set join)."""
+        full_feature_names = self._full_names(features, full_feature_names)
         requests = self.resolve(features, full_feature_names=full_feature_names)
+        offline_only = sorted(r.table.name for r in requests if not r.table.online)
+        if offline_only:
+            raise FeatureReferenceError(
+                f"feature tables {offline_only} are offline only (online: false in their YAML); "
+                "read them with get_historical_features"
+            )
         per_table = self.online.read_tables(
             [(r.table, r.features) for r in requests], entity_rows, now=now
         )
@@ -166,6 +173,7 @@ class FeatureStore:
         `created_timestamp_cutoff`, a value computed after the entity time is not used either
         (late corrections do not leak).
         """
+        full_feature_names = self._full_names(features, full_feature_names)
         requests = self.resolve(features, full_feature_names=full_feature_names)
         return self.offline.get_historical_features(
             self._entity_source(entity_df),
@@ -190,6 +198,7 @@ class FeatureStore:
         """Build a training set into `directory` (data, entity rows, manifest); returns the manifest."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        full_feature_names = self._full_names(features, full_feature_names)
         requests = self.resolve(features, full_feature_names=full_feature_names)
         entities = directory / training_sets.ENTITIES
         first, last = self.offline.write_entity_rows(
@@ -231,6 +240,11 @@ class FeatureStore:
         return self.get_historical_features(
             entities, manifest["features"], **manifest["options"], output_path=output_path
         )
+
+    def _full_names(self, features: Sequence[str] | str, requested: bool) -> bool:
+        """A feature service that serves clashing names always uses table__feature names."""
+        service = self.services.get(features) if isinstance(features, str) else None
+        return requested or bool(service and service.full_feature_names)
 
     def _entity_source(self, entity_df: Any) -> Any:
         """A SQL query runs over views of the published tables; everything else passes through."""

@@ -11,7 +11,10 @@ import pytest
 from feature_assets.contract import (
     FeatureDefinitionError,
     feature_table_from_node,
+    format_duration,
+    load_feature_services,
     load_feature_tables,
+    parse_duration,
 )
 
 GOOD_NODE: dict[str, Any] = {
@@ -43,6 +46,7 @@ GOOD_NODE: dict[str, Any] = {
         },
     },
     "depends_on": {"nodes": ["source.feature_store.raw.card_transactions"]},
+    "patch_path": "feature_store://models/features/user_daily_transactions_7d.yml",
 }
 
 
@@ -71,37 +75,121 @@ def test_meta_is_parsed_into_one_typed_object() -> None:
     assert table.source_tables == ("raw.card_transactions",)
 
 
-@pytest.mark.parametrize(
-    ("node", "words"),
-    [
-        (node_with(name="transactions"), ["'transactions'", "entity_grain_metric_window"]),
-        (node_with(keys=["account_id"]), ["key column 'account_id'"]),
-        (node_with(timestamp="ts"), ["timestamp column 'ts'"]),
-        (node_with(ttl="thirty days"), ["ttl 'thirty days'"]),
-        (node_with(freshness="1 fortnight"), ["freshness '1 fortnight'"]),
-        (node_with(owner="risk team"), ["owner 'risk team'"]),
-        (
-            node_with(
-                columns={**GOOD_NODE["columns"], "amount_sum_7d": {"description": "no type"}}
-            ),
-            ["column 'amount_sum_7d'", "data_type"],
+def without_column_type(column: str) -> dict[str, Any]:
+    columns = copy.deepcopy(GOOD_NODE["columns"])
+    columns[column] = {"description": "no type"}
+    return node_with(columns=columns)
+
+
+# (broken node, the field the message must name, the offending value it must quote)
+BAD_DEFINITIONS = {
+    "name breaks the convention": (node_with(name="transactions"), "name", "entity_grain"),
+    "name without a window": (node_with(name="user_daily_transactions"), "name", "window"),
+    "entity is not the name's prefix": (node_with(entity="customer"), "entity", "'customer'"),
+    "key column missing": (node_with(keys=["account_id"]), "keys", "'account_id'"),
+    "no keys": (node_with(keys=[]), "keys", "required"),
+    "timestamp column missing": (node_with(timestamp="ts"), "timestamp", "'ts'"),
+    "created timestamp missing": (
+        node_with(created_timestamp="written_at"),
+        "created_timestamp",
+        "'written_at'",
+    ),
+    "ttl does not parse": (node_with(ttl="thirty days"), "ttl", "'thirty days'"),
+    "ttl of zero": (node_with(ttl="0d"), "ttl", "'0d'"),
+    "freshness does not parse": (
+        node_with(freshness="1 fortnight"),
+        "freshness",
+        "'1 fortnight'",
+    ),
+    "owner neither email nor team": (node_with(owner="risk team"), "owner", "'risk team'"),
+    "no owner": (node_with(owner=None), "owner", "required"),
+    "feature column without a type": (
+        without_column_type("transaction_count_7d"),
+        "columns.transaction_count_7d.data_type",
+        "'transaction_count_7d'",
+    ),
+    "key column without a type": (
+        without_column_type("user_id"),
+        "columns.user_id.data_type",
+        "'user_id'",
+    ),
+    "unsupported type": (
+        node_with(columns={**GOOD_NODE["columns"], "blob_7d": {"data_type": "blob"}}),
+        "columns.blob_7d.data_type",
+        "'blob'",
+    ),
+    "unknown check": (
+        node_with(
+            columns={
+                **GOOD_NODE["columns"],
+                "amount_7d": {"data_type": "double", "meta": {"checks": {"positive": True}}},
+            }
         ),
-    ],
-)
-def test_bad_definition_names_model_and_field(node: dict[str, Any], words: list[str]) -> None:
+        "columns.amount_7d.meta.checks",
+        "'positive'",
+    ),
+    "feature named like an online attribute": (
+        node_with(columns={**GOOD_NODE["columns"], "expires_at": {"data_type": "bigint"}}),
+        "columns.expires_at",
+        "reserved",
+    ),
+}
+
+
+@pytest.mark.parametrize(("node", "field", "value"), BAD_DEFINITIONS.values(), ids=BAD_DEFINITIONS)
+def test_bad_definition_names_model_and_field(node: dict[str, Any], field: str, value: str) -> None:
     with pytest.raises(FeatureDefinitionError) as error:
         feature_table_from_node(node)
-    assert node["name"] in str(error.value)
-    for word in words:
-        assert word in str(error.value)
+    message = str(error.value)
+    assert f"feature table {node['name']!r}" in message
+    assert "models/features/user_daily_transactions_7d.yml" in message
+    assert f"field {field!r}" in message
+    assert value in message
 
 
 def test_duplicate_table_names_are_rejected() -> None:
     manifest = {"nodes": {"model.a.x": GOOD_NODE, "model.b.x": copy.deepcopy(GOOD_NODE)}}
-    with pytest.raises(
-        FeatureDefinitionError, match="'user_daily_transactions_7d' is defined twice"
-    ):
+    with pytest.raises(FeatureDefinitionError) as error:
         load_feature_tables(manifest)
+    message = str(error.value)
+    assert "'user_daily_transactions_7d', field 'name': defined twice" in message
+    assert "model.a.x" in message and "model.b.x" in message
+
+
+def exposure(features: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "name": "fraud_v2",
+        "owner": {"email": "risk-ml@example.com"},
+        "config": {"meta": {"feature_service": {"features": features, **spec}}},
+    }
+
+
+def test_a_feature_name_served_from_two_tables_is_rejected_unless_full_names() -> None:
+    other = copy.deepcopy(GOOD_NODE)
+    other["name"] = "card_daily_usage_7d"
+    other["config"]["meta"]["feature_table"]["entity"] = "card"
+    tables = load_feature_tables({"nodes": {"model.p.a": GOOD_NODE, "model.p.b": other}})
+    clashing = [
+        "user_daily_transactions_7d:transaction_count_7d",
+        "card_daily_usage_7d:transaction_count_7d",
+    ]
+    with pytest.raises(FeatureDefinitionError) as error:
+        load_feature_services({"exposures": {"e": exposure(clashing)}}, tables)
+    assert "feature service 'fraud_v2', field 'features'" in str(error.value)
+    assert "'transaction_count_7d'" in str(error.value)
+    assert "['card_daily_usage_7d', 'user_daily_transactions_7d']" in str(error.value)
+
+    services = load_feature_services(
+        {"exposures": {"e": exposure(clashing, full_feature_names=True)}}, tables
+    )
+    assert services["fraud_v2"].full_feature_names is True
+
+
+def test_durations_round_trip_to_their_shortest_spelling() -> None:
+    for text in ["30d", "12h", "2w", "90m", "45s", "36h"]:
+        assert format_duration(parse_duration(text)) == text
+    assert format_duration(parse_duration("14d")) == "2w"
+    assert format_duration(None) is None
 
 
 def test_demo_table_is_loaded_from_the_dbt_manifest(demo_tables) -> None:

@@ -1,0 +1,63 @@
+{%- set window_days = 30 -%}
+{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
+{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+
+with
+
+-- One balance per customer and day: the sum over the customer's accounts, in USD.
+daily_balances as (
+    select
+        customer_id,
+        snapshot_date,
+        sum({{ amount_in_usd('balance', 'currency') }}) as balance_usd
+    from {{ source('raw', 'account_balances') }}
+    where snapshot_date >= {{ dbt.dateadd('day', -(window_days - 1), start_date) }}
+      and snapshot_date < {{ end_date }}
+    group by customer_id, snapshot_date
+),
+
+day_offsets as (
+    {{ day_offsets(window_days - 1) }}
+),
+
+-- A day's balance counts towards the feature dates of the 30 days starting with it.
+contributions as (
+    select
+        daily.customer_id,
+        cast({{ dbt.dateadd('day', 'offsets.day_offset', 'daily.snapshot_date') }} as date) as feature_date,
+        daily.balance_usd
+    from daily_balances as daily
+    cross join day_offsets as offsets
+),
+
+windowed as (
+    select
+        customer_id,
+        feature_date,
+        avg(balance_usd) as balance_avg,
+        min(balance_usd) as balance_min,
+        max(balance_usd) as balance_max,
+        count(*) filter (where balance_usd < 0) as overdrawn_days,
+        count(*) as snapshot_days
+    from contributions
+    where feature_date >= {{ start_date }}
+      and feature_date < {{ end_date }}
+    group by customer_id, feature_date
+),
+
+final as (
+    select
+        customer_id,
+        feature_date,
+        -- end-of-day balances up to feature_date are all known at midnight after it
+        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        round(balance_avg, 2) as avg_balance_30d,
+        round(balance_min, 2) as min_balance_30d,
+        round(balance_max, 2) as max_balance_30d,
+        cast(overdrawn_days as bigint) as overdrawn_days_30d,
+        cast(snapshot_days as bigint) as snapshot_days_30d
+    from windowed
+)
+
+select * from final

@@ -1,0 +1,78 @@
+{%- set window_days = 7 -%}
+{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
+{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+
+with
+
+daily_activity as (
+    select
+        customer_id,
+        event_date,
+        count(*) as event_count,
+        -- session ids embed the day, so daily distinct counts add up over the window
+        count(distinct session_id) as session_count,
+        count(*) filter (where event_type = 'feature_use') as feature_use_count,
+        count(*) filter (where event_type = 'support_contact') as support_contact_count
+    from {{ source('raw', 'app_events') }}
+    where event_date >= {{ dbt.dateadd('day', -window_days, start_date) }}
+      and event_date < {{ end_date }}
+    group by customer_id, event_date
+),
+
+day_offsets as (
+    {{ day_offsets(window_days) }}
+),
+
+-- As in user_daily_transactions_7d: offset 7 is the day a day's activity leaves the window,
+-- so a customer who went quiet gets an explicit zero score instead of a stale one.
+contributions as (
+    select
+        daily.customer_id,
+        cast({{ dbt.dateadd('day', 'offsets.day_offset', 'daily.event_date') }} as date) as feature_date,
+        case when offsets.day_offset < {{ window_days }} then daily.event_date end as active_date,
+        case when offsets.day_offset < {{ window_days }} then daily.event_count end as event_count,
+        case when offsets.day_offset < {{ window_days }} then daily.session_count end as session_count,
+        case when offsets.day_offset < {{ window_days }} then daily.feature_use_count end as feature_use_count,
+        case when offsets.day_offset < {{ window_days }} then daily.support_contact_count end as support_contact_count
+    from daily_activity as daily
+    cross join day_offsets as offsets
+),
+
+windowed as (
+    select
+        customer_id,
+        feature_date,
+        count(distinct active_date) as active_days,
+        coalesce(sum(event_count), 0) as event_count,
+        coalesce(sum(session_count), 0) as session_count,
+        coalesce(sum(feature_use_count), 0) as feature_use_count,
+        coalesce(sum(support_contact_count), 0) as support_contact_count
+    from contributions
+    where feature_date >= {{ start_date }}
+      and feature_date < {{ end_date }}
+    group by customer_id, feature_date
+),
+
+final as (
+    select
+        customer_id,
+        feature_date,
+        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        -- 0..100: half for active days, 30 points for sessions (capped at 2 a day), 20 for feature use
+        round(
+            100 * (
+                0.5 * active_days / {{ window_days }}
+                + 0.3 * least(session_count / {{ 2 * window_days }}.0, 1)
+                + 0.2 * least(feature_use_count / 20.0, 1)
+            ),
+            1
+        ) as engagement_score_7d,
+        cast(active_days as bigint) as active_days_7d,
+        cast(session_count as bigint) as session_count_7d,
+        cast(event_count as bigint) as event_count_7d,
+        cast(support_contact_count as bigint) as support_contact_count_7d
+    from windowed
+)
+
+select * from final

@@ -1,0 +1,66 @@
+{%- set window_days = 30 -%}
+{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
+{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+
+with
+
+daily_spend as (
+    select
+        transactions.user_id,
+        merchants.merchant_category,
+        transactions.transaction_date,
+        count(*) as transaction_count,
+        sum({{ amount_in_usd('transactions.amount', 'transactions.currency') }}) as amount_sum
+    from {{ source('raw', 'card_transactions') }} as transactions
+    inner join {{ source('raw', 'merchants') }} as merchants
+        on transactions.merchant_id = merchants.merchant_id
+    where transactions.transaction_date >= {{ dbt.dateadd('day', -window_days, start_date) }}
+      and transactions.transaction_date < {{ end_date }}
+    group by transactions.user_id, merchants.merchant_category, transactions.transaction_date
+),
+
+day_offsets as (
+    {{ day_offsets(window_days) }}
+),
+
+-- Offset 30 is the day a day's spend leaves the window: a zero row, as in the 7-day tables.
+contributions as (
+    select
+        daily.user_id,
+        daily.merchant_category,
+        cast({{ dbt.dateadd('day', 'offsets.day_offset', 'daily.transaction_date') }} as date) as feature_date,
+        case when offsets.day_offset < {{ window_days }} then daily.transaction_count end as transaction_count,
+        case when offsets.day_offset < {{ window_days }} then daily.amount_sum end as amount_sum
+    from daily_spend as daily
+    cross join day_offsets as offsets
+),
+
+windowed as (
+    select
+        user_id,
+        merchant_category,
+        feature_date,
+        coalesce(sum(transaction_count), 0) as transaction_count,
+        coalesce(sum(amount_sum), 0) as amount_sum
+    from contributions
+    where feature_date >= {{ start_date }}
+      and feature_date < {{ end_date }}
+    group by user_id, merchant_category, feature_date
+),
+
+final as (
+    select
+        user_id,
+        merchant_category,
+        feature_date,
+        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        cast(transaction_count as bigint) as transaction_count_30d,
+        round(amount_sum, 2) as spend_amount_sum_30d,
+        round(
+            amount_sum / nullif(sum(amount_sum) over (partition by user_id, feature_date), 0), 4
+        ) as share_of_spend_30d
+    from windowed
+)
+
+select * from final
