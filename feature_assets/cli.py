@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -131,6 +132,97 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     os.execve(sys.executable, command, env)
 
 
+def _registry(settings: Settings):
+    from feature_assets.registry import Registry
+    from feature_assets.sdk import FeatureStore
+
+    store = FeatureStore.from_settings(settings)
+    return Registry(store.tables, store.services, store.offline)
+
+
+def _print(rows: list[dict], as_json: bool) -> None:
+    """Aligned columns for people, JSON for scripts."""
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_cell(v) for v in row.values()] for row in rows]
+    headers = [h.upper().replace("_", " ") for h in rows[0]]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    for line in [headers, *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return "-" if value is None else str(value)
+
+
+def cmd_tables(args: argparse.Namespace, settings: Settings) -> int:
+    _print(_registry(settings).table_rows(), args.json)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    _print(_registry(settings).feature_rows(args.table), args.json)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
+    details = _registry(settings).describe(args.table)
+    if args.json:
+        print(json.dumps(details, indent=2, default=str))
+        return 0
+    features = details.pop("features")
+    description = details.pop("description")
+    print(f"{details.pop('table')}: {description}\n")
+    for name, value in details.items():
+        print(f"  {name.replace('_', ' ') + ':':22} {_cell(value)}")
+    print()
+    _print(
+        [{**f, "checks": " ".join(f"{k} {v}" for k, v in f["checks"].items())} for f in features],
+        False,
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    hits = _registry(settings).search(" ".join(args.words))
+    rows = [
+        {"kind": h.kind, "name": h.name, "matched": list(h.matched), "description": h.description}
+        for h in hits
+    ]
+    _print(rows, args.json)
+    return 0 if hits else 1
+
+
+def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_assets.catalog import generate_catalog
+    from feature_assets.dbt_project import dbt_executable
+
+    registry = _registry(settings)
+    target = generate_catalog(
+        settings.dbt_project_dir, settings.catalog_dir, registry.tables, registry.services
+    )
+    print(f"catalog of {len(registry.tables)} feature tables written to {target}")
+    if args.no_serve:
+        return 0
+    print(f"serving it on http://{args.host}:{args.port}")
+    command = [dbt_executable(), "docs", "serve", "--no-browser", "--target-path", str(target)]
+    command += ["--host", args.host, "--port", str(args.port)]
+    command += ["--project-dir", str(settings.dbt_project_dir)]
+    command += ["--profiles-dir", str(settings.dbt_project_dir)]
+    # Become the docs server with default signal handling, so it stops by pid (as `ui`).
+    reset_signals()
+    sys.stdout.flush()
+    os.execv(command[0], command)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     server = running_server(settings.home) or start_server(settings.home, args.port, args.server)
@@ -253,6 +345,25 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="run the Dagster UI and daemon (dagster dev)")
     ui.add_argument("--port", type=int, default=3000)
 
+    tables = sub.add_parser(
+        "tables", help="list feature tables: owner, ttl, freshness, last published partition"
+    )
+    features = sub.add_parser("features", help="list features with type, owner and description")
+    features.add_argument("table", nargs="?", help="only this feature table")
+    describe = sub.add_parser("describe", help="everything about one feature table")
+    describe.add_argument("table")
+    search = sub.add_parser(
+        "search", help="find tables, features and services by name, description or tag"
+    )
+    search.add_argument("words", nargs="+")
+    for p in (tables, features, describe, search):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    catalog = sub.add_parser("catalog", help="generate the dbt docs catalog and serve it")
+    catalog.add_argument("--host", default="127.0.0.1")
+    catalog.add_argument("--port", type=int, default=8580)
+    catalog.add_argument("--no-serve", action="store_true", help="only generate it")
+
     demo = sub.add_parser("demo", help="the whole flow on generated data, ending in reads")
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--users", type=int, default=DemoDataSpec.users)
@@ -276,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         "resync": cmd_resync,
         "serve": cmd_serve,
         "ui": cmd_ui,
+        "tables": cmd_tables,
+        "features": cmd_features,
+        "describe": cmd_describe,
+        "search": cmd_search,
+        "catalog": cmd_catalog,
         "demo": cmd_demo,
     }
     return handlers[args.command](args, settings)

@@ -111,7 +111,7 @@ def format_duration(value: timedelta | None) -> str | None:
     if value is None:
         return None
     seconds = int(value.total_seconds())
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -39,7 +39,7 @@ def build_publish_check(
                 metadata={"rows": len(staged), "published": False},
             )
         rows_per_day = offline_store.publish(table, context.run.run_id, days)
-        offline_store.discard_staged(context.run.run_id)
+        offline_store.discard_staged(table, context.run.run_id)
         return dg.AssetCheckResult(
             passed=True,
             metadata={"rows": len(staged), "published": True, "days": len(rows_per_day)},

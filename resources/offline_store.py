@@ -9,7 +9,7 @@ read by training sets or the online sync.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -105,8 +105,13 @@ class OfflineStore(dg.ConfigurableResource):
             ).fetchall()[0][0]
         return rows_per_day
 
-    def discard_staged(self, run_id: str) -> None:
-        shutil.rmtree(self.run_staging_dir(run_id), ignore_errors=True)
+    def discard_staged(self, table: FeatureTable, run_id: str) -> None:
+        """Drop one table's staged file; the run's folder goes with its last file.
+
+        Other tables of the same run may still be waiting for their own check."""
+        self.staged_path(table, run_id).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty yet
+            self.run_staging_dir(run_id).rmdir()
 
     # --- reads ------------------------------------------------------------------------------
 

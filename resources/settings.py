@@ -54,5 +54,10 @@ class Settings:
         return self.home / "staging"
 
     @property
+    def catalog_dir(self) -> Path:
+        """Where `feature-store catalog` writes the annotated dbt docs site."""
+        return self.home / "catalog"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"

@@ -96,5 +96,5 @@ def publish_rows(store: OfflineStore, table: FeatureTable, rows: list[dict]) -> 
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
     days = sorted({row["feature_date"] for row in rows})
     store.publish(table, run_id, days)
-    store.discard_staged(run_id)
+    store.discard_staged(table, run_id)
     return days

@@ -193,8 +193,11 @@ union all by name (select * from final order by user_id limit 1)
     )
 
     assert not result.success
-    [evaluation] = check_evaluations(result)
+    evaluations = {e.asset_key.to_user_string(): e for e in check_evaluations(result)}
+    evaluation = evaluations.pop(TABLE)
     assert evaluation.check_name == CHECK_NAME and not evaluation.passed
+    # The other tables of the same run are unaffected: validated and published.
+    assert evaluations and all(e.passed for e in evaluations.values())
     message = evaluation.description
     assert "feature table 'user_daily_transactions_7d', partition 2026-01-09" in message
     assert "column 'user_id': not_nullable" in message
