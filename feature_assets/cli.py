@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 
-from feature_assets.demo_data import DemoDataSpec, generate_landing_data
+from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
 from resources.local_dynamodb import (
     SERVER_KINDS,
     reset_signals,
@@ -30,7 +30,9 @@ DEMO_FEATURES = [
     f"{DEMO_TABLE}:transaction_amount_mean_7d",
     f"{DEMO_TABLE}:distinct_merchant_count_7d",
 ]
-WINDOW_WARMUP_DAYS = 7
+# The longest window of the demo tables (30 days): land that much history before the first day.
+WINDOW_WARMUP_DAYS = 30
+CHURN_SERVICE = "churn_prediction_v1"
 # Step-by-step events stay in the run's record (and the UI); the terminal shows warnings only.
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -58,13 +60,17 @@ def cmd_online_store(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     spec = DemoDataSpec(
-        users=args.users, transactions_per_day=args.transactions_per_day, seed=args.seed
+        users=args.users,
+        transactions_per_day=args.transactions_per_day,
+        app_events_per_day=3 * args.users,
+        seed=args.seed,
     )
     last = args.last_day or _yesterday()
     first = last - timedelta(days=args.days - 1)
     paths = generate_landing_data(settings.landing_dir, first, last + timedelta(days=1), spec)
     print(
-        f"landed {len(paths)} days of card transactions ({first}..{last}) in {settings.landing_dir}"
+        f"landed {len(paths)} files: {', '.join(DAILY_SOURCES)} for {first}..{last}, "
+        f"and the merchant list, in {settings.landing_dir}"
     )
     return 0
 
@@ -229,7 +235,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"[1/5] online store: {server.kind} on {server.endpoint} (pid {server.pid})")
     last = _yesterday()
     first = last - timedelta(days=args.days - 1)
-    spec = DemoDataSpec(users=args.users, transactions_per_day=args.transactions_per_day)
+    spec = DemoDataSpec(
+        users=args.users,
+        transactions_per_day=args.transactions_per_day,
+        app_events_per_day=3 * args.users,
+    )
     # Land a week more than we build so the first day's 7-day window is complete.
     generate_landing_data(
         settings.landing_dir,
@@ -238,10 +248,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         spec,
     )
     print(
-        f"[2/5] landed raw card transactions {first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}"
+        "[2/5] landed card transactions, account balances and app events "
+        f"{first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}, and the merchant list"
     )
 
     from feature_assets.definitions import build_definitions
+    from feature_assets.registry import Registry
     from feature_assets.runs import materialize_range, persistent_instance
     from feature_assets.sdk import FeatureStore
 
@@ -285,6 +297,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
     print("      SDK get_online_features:")
     print(online.to_df().to_string(index=False))
+    churn = store.get_online_features(
+        CHURN_SERVICE, [{"customer_id": known_user}, {"customer_id": known_user + 1}]
+    )
+    print(f"      SDK get_online_features, feature service {CHURN_SERVICE}:")
+    print(churn.to_df().to_string(index=False))
 
     users = sorted(store.offline.read_partition(table, last)["user_id"].head(4).tolist())
     entity_df = pd.DataFrame(
@@ -301,6 +318,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     training = store.get_historical_features(entity_df, DEMO_FEATURES)
     print("[5/5] training set (point-in-time correct), head:")
     print(training.head(8).to_string(index=False))
+    print("\nregistry (`feature-store tables`; also `features`, `describe`, `search`, `catalog`):")
+    _print(Registry(store.tables, store.services, store.offline).table_rows(), False)
     print(
         f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
         f"(http://127.0.0.1:3000); stop the online store with `make stop`."

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from conftest import make_settings
 
 from feature_assets.contract import (
     FeatureDefinitionError,
@@ -16,6 +18,8 @@ from feature_assets.contract import (
     load_feature_tables,
     parse_duration,
 )
+from feature_assets.definitions import build_definitions
+from resources.settings import PROJECT_ROOT
 
 GOOD_NODE: dict[str, Any] = {
     "name": "user_daily_transactions_7d",
@@ -204,3 +208,29 @@ def test_demo_table_is_loaded_from_the_dbt_manifest(demo_tables) -> None:
         "transaction_amount_max_7d",
         "distinct_merchant_count_7d",
     }
+
+
+@pytest.mark.parametrize(
+    ("yaml_edit", "field", "value"),
+    [
+        (("ttl: 3d", "ttl: three days"), "ttl", "'three days'"),
+        (("keys: [customer_id]", "keys: [account_id]"), "keys", "'account_id'"),
+    ],
+)
+def test_definitions_fail_to_load_naming_the_model_file_and_field(
+    tmp_path, online_server, yaml_edit: tuple[str, str], field: str, value: str
+) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    path = project / "models" / "features" / "customer_daily_balance_30d.yml"
+    old, new = yaml_edit
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    with pytest.raises(FeatureDefinitionError) as error:
+        build_definitions(make_settings(tmp_path, online_server, dbt_project_dir=project))
+    message = str(error.value)
+    assert "feature table 'customer_daily_balance_30d'" in message
+    assert "models/features/customer_daily_balance_30d.yml" in message
+    assert f"field {field!r}" in message and value in message

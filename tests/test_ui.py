@@ -11,9 +11,20 @@ import time
 import urllib.request
 
 from conftest import free_port
+from test_registry import YAML_TABLES
 
-QUERY = """{ assetNodes { assetKey { path } groupName owners { ... on UserAssetOwner { email } }
+from feature_assets.contract import parse_duration
+
+QUERY = """{ assetNodes { assetKey { path } groupName
+  owners { ... on UserAssetOwner { email } ... on TeamAssetOwner { team } }
+  tags { key value }
+  internalFreshnessPolicy { ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
+  metadataEntries { label ... on TextMetadataEntry { text } }
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
+
+
+def owner_strings(node: dict) -> list[str]:
+    return [o.get("email") or f"team:{o['team']}" for o in node["owners"]]
 
 
 def graphql(port: int, query: str) -> dict:
@@ -25,7 +36,9 @@ def graphql(port: int, query: str) -> dict:
     return json.loads(urllib.request.urlopen(request, timeout=30).read())["data"]
 
 
-def test_dagster_ui_shows_feature_table_online_sync_and_blocking_check(tmp_path) -> None:
+def test_dagster_graphql_shows_owners_group_tags_freshness_and_check_of_every_table(
+    tmp_path,
+) -> None:
     port = free_port()
     env = {**os.environ, "FEATURE_STORE_HOME": str(tmp_path)}
     process = subprocess.Popen(
@@ -38,20 +51,30 @@ def test_dagster_ui_shows_feature_table_online_sync_and_blocking_check(tmp_path)
     try:
         deadline = time.monotonic() + 180
         nodes: list = []
-        while time.monotonic() < deadline and len(nodes) < 3:
+        while time.monotonic() < deadline and len(nodes) < len(YAML_TABLES):
             time.sleep(2)
             try:
                 nodes = graphql(port, QUERY)["assetNodes"]
             except OSError:
                 continue
         by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
-        table = by_key["user_daily_transactions_7d"]
-        assert table["groupName"] == "user"
-        assert table["owners"] == [{"email": "risk-ml@example.com"}]
-        assert {"name": "validated_and_published", "blocking": True} in table["assetChecksOrError"][
-            "checks"
-        ]
-        assert by_key["online/user_daily_transactions_7d"]["groupName"] == "user"
+        for name, model in YAML_TABLES.items():
+            meta = model["feature_table"]
+            table = by_key[name]
+            assert table["groupName"] == meta["entity"]
+            assert owner_strings(table) == [meta["owner"]]
+            assert {t["key"] for t in table["tags"]} >= {"feature_table", *meta["tags"]}
+            fail_window = table["internalFreshnessPolicy"]["failWindowSeconds"]
+            assert fail_window == parse_duration(meta["freshness"]).total_seconds()
+            entries = {e["label"]: e.get("text") for e in table["metadataEntries"]}
+            assert entries["entity"] == meta["entity"] and entries["owner"] == meta["owner"]
+            assert {"name": "validated_and_published", "blocking": True} in table[
+                "assetChecksOrError"
+            ]["checks"]
+            if meta.get("online", True):
+                assert by_key[f"online/{name}"]["groupName"] == meta["entity"]
+            else:
+                assert f"online/{name}" not in by_key
         assert "raw/card_transactions" in by_key
     finally:
         process.send_signal(signal.SIGTERM)  # by pid: `feature-store ui` became `dagster dev`
