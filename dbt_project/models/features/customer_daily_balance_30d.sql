@@ -11,21 +11,23 @@ daily_balances as (
         snapshot_date,
         sum({{ amount_in_usd('balance', 'currency') }}) as balance_usd
     from {{ source('raw', 'account_balances') }}
-    where snapshot_date >= {{ dbt.dateadd('day', -(window_days - 1), start_date) }}
+    where snapshot_date >= {{ dbt.dateadd('day', -window_days, start_date) }}
       and snapshot_date < {{ end_date }}
     group by customer_id, snapshot_date
 ),
 
 day_offsets as (
-    {{ day_offsets(window_days - 1) }}
+    {{ day_offsets(window_days) }}
 ),
 
--- A day's balance counts towards the feature dates of the 30 days starting with it.
+-- A day's balance counts towards the feature dates of the 30 days starting with it. Offset 30
+-- is the day it leaves the window: a customer whose snapshots stopped gets one row saying
+-- so (snapshot_days_30d = 0, balances null) instead of keeping a stale average.
 contributions as (
     select
         daily.customer_id,
         cast({{ dbt.dateadd('day', 'offsets.day_offset', 'daily.snapshot_date') }} as date) as feature_date,
-        daily.balance_usd
+        case when offsets.day_offset < {{ window_days }} then daily.balance_usd end as balance_usd
     from daily_balances as daily
     cross join day_offsets as offsets
 ),
@@ -38,7 +40,7 @@ windowed as (
         min(balance_usd) as balance_min,
         max(balance_usd) as balance_max,
         count(*) filter (where balance_usd < 0) as overdrawn_days,
-        count(*) as snapshot_days
+        count(balance_usd) as snapshot_days
     from contributions
     where feature_date >= {{ start_date }}
       and feature_date < {{ end_date }}
