@@ -41,6 +41,11 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _yesterday() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
@@ -75,15 +80,27 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
-    from feature_assets.definitions import build_definitions
-    from feature_assets.runs import materialize_range, persistent_instance
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """One single-run range over first..last, with a progress bar over its steps."""
+    import dagster as dg
 
-    result = materialize_range(
+    from feature_assets.definitions import build_definitions
+    from feature_assets.online_sync import online_asset_key
+    from feature_assets.runs import materialize_with_progress, persistent_instance
+    from feature_assets.sdk import FeatureStore
+
+    tables = FeatureStore.from_settings(settings).tables
+    chosen = [tables[name] for name in args.table] if args.table else list(tables.values())
+    synced = [] if args.no_sync else [t for t in chosen if t.online]
+    selection = [dg.AssetKey(t.name) for t in chosen] + [online_asset_key(t) for t in synced]
+    result = materialize_with_progress(
         build_definitions(settings),
         persistent_instance(settings),
         args.first_day,
         args.last_day,
+        asset_selection=selection,
+        # one dbt step, one publish check per table, one sync per online table
+        steps=1 + len(chosen) + len(synced),
         run_config=QUIET_RUN,
     )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
@@ -205,6 +222,13 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     ]
     _print(rows, args.json)
     return 0 if hits else 1
+
+
+def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit status 1 when a table is past its freshness SLA, for cron or CI monitors."""
+    rows = _registry(settings).freshness_rows(args.now or datetime.now(UTC))
+    _print([{k: v for k, v in r.items() if k != "stale"} for r in rows], args.json)
+    return 1 if any(r["stale"] for r in rows) else 0
 
 
 def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
@@ -347,11 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("--seed", type=int, default=DemoDataSpec.seed)
 
-    materialize = sub.add_parser(
-        "materialize", help="build, validate, publish and sync a day range"
+    backfill = sub.add_parser(
+        "backfill",
+        aliases=["materialize"],
+        help="build, validate, publish and sync a day range as one run, with a progress bar",
     )
-    materialize.add_argument("first_day", type=_day)
-    materialize.add_argument("last_day", type=_day)
+    backfill.add_argument("first_day", type=_day)
+    backfill.add_argument("last_day", type=_day)
+    backfill.add_argument("--table", action="append", help="only this table (repeatable)")
+    backfill.add_argument("--no-sync", action="store_true", help="leave the online store alone")
 
     sub.add_parser("resync", help="rebuild the online store from the offline store")
 
@@ -375,7 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         "search", help="find tables, features and services by name, description or tag"
     )
     search.add_argument("words", nargs="+")
-    for p in (tables, features, describe, search):
+    freshness = sub.add_parser(
+        "freshness", help="tables past their freshness SLA (exit status 1 if any)"
+    )
+    freshness.add_argument("--now", type=_utc, default=None, help="ISO time; default: now")
+    for p in (tables, features, describe, search, freshness):
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     catalog = sub.add_parser("catalog", help="generate the dbt docs catalog and serve it")
@@ -402,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "online-store": cmd_online_store,
         "generate-data": cmd_generate,
-        "materialize": cmd_materialize,
+        "backfill": cmd_backfill,
+        "materialize": cmd_backfill,
         "resync": cmd_resync,
         "serve": cmd_serve,
         "ui": cmd_ui,
@@ -410,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": cmd_features,
         "describe": cmd_describe,
         "search": cmd_search,
+        "freshness": cmd_freshness,
         "catalog": cmd_catalog,
         "demo": cmd_demo,
     }

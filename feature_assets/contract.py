@@ -13,9 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 # entity_grain_metric_window: the part after the entity, e.g. "daily_transactions_7d".
-GRAIN_METRIC_WINDOW = (
-    r"(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdwm])"
-)
+GRAIN_METRIC_WINDOW = r"(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdw])"
 NAME_PATTERN = re.compile(
     rf"^(?P<entity>[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*?)_{GRAIN_METRIC_WINDOW}$"
 )
@@ -85,6 +83,14 @@ class FeatureTable:
     tags: tuple[str, ...]
     features: tuple[FeatureColumn, ...]
     source_tables: tuple[str, ...] = ()
+
+    @property
+    def window(self) -> timedelta:
+        """The window in the name: a row for feature date f reads source days [f - window, f]."""
+        match = NAME_PATTERN.match(self.name)
+        if match is None:
+            raise FeatureDefinitionError(f"feature table {self.name!r}: name has no window")
+        return parse_duration(match.group("window"))
 
     @property
     def feature_names(self) -> tuple[str, ...]:

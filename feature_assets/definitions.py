@@ -18,6 +18,10 @@ from feature_assets.raw_sources import load_raw_sources, raw_source_spec
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import Settings
+from sensors.landing import build_landing_sensor
+from sensors.online_sync import build_online_sync_sensor
+from sensors.refresh_policy import check_refresh_policy
+from sensors.schedules import build_refresh_job, build_refresh_schedule
 
 PIPELINE_JOB = "feature_pipeline"
 
@@ -30,16 +34,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     project = feature_dbt_project(settings.dbt_project_dir)
     manifest = _read_manifest(project.manifest_path)
     tables = load_feature_tables(manifest)
-    raw_sources = [
-        raw_source_spec(source, settings.landing_dir)
-        for source in load_raw_sources(manifest).values()
-    ]
+    for table in tables.values():
+        check_refresh_policy(table)
+    sources = load_raw_sources(manifest)
+    raw_sources = [raw_source_spec(source, settings.landing_dir) for source in sources.values()]
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     feature_tables = build_feature_table_assets(
         project, tables, partitions_def, settings.landing_dir
     )
     syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
     checks = [build_publish_check(t, partitions_def) for t in tables.values()]
+    refresh_jobs = {name: build_refresh_job(t, partitions_def) for name, t in tables.items()}
     return dg.Definitions(
         assets=[*raw_sources, feature_tables, *syncs],
         asset_checks=checks,
@@ -49,7 +54,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 selection=dg.AssetSelection.assets(feature_tables, *syncs),
                 partitions_def=partitions_def,
                 description="Build, validate, publish and serve every feature table for a day range.",
-            )
+            ),
+            *refresh_jobs.values(),
+        ],
+        schedules=[
+            build_refresh_schedule(tables[name], job, partitions_def)
+            for name, job in refresh_jobs.items()
+        ],
+        sensors=[
+            build_landing_sensor(tables, sources, settings.landing_dir, partitions_def),
+            build_online_sync_sensor(tables),
         ],
         resources={
             "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),

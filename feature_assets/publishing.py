@@ -8,6 +8,7 @@ from feature_assets.validation import PartitionValidationError, validate_partiti
 from resources.offline_store import OfflineStore
 
 CHECK_NAME = "validated_and_published"
+FIRST_DAY, LAST_DAY = "first_day", "last_day"
 
 
 def build_publish_check(
@@ -18,6 +19,8 @@ def build_publish_check(
         name=CHECK_NAME,
         blocking=True,
         partitions_def=partitions_def,
+        # Two runs never replace the same table's days at once (limit 1 in dagster.yaml).
+        pool=f"publish_{table.name}",
         description=(
             f"Validates the built partition of {table.name} against its pandera schema and, "
             "only if it passes, publishes it for training sets and the online sync."
@@ -42,7 +45,14 @@ def build_publish_check(
         offline_store.discard_staged(table, context.run.run_id)
         return dg.AssetCheckResult(
             passed=True,
-            metadata={"rows": len(staged), "published": True, "days": len(rows_per_day)},
+            # The days this evaluation published: the online-sync sensor syncs exactly these.
+            metadata={
+                "rows": len(staged),
+                "published": True,
+                "days": len(rows_per_day),
+                FIRST_DAY: days[0].isoformat(),
+                LAST_DAY: days[-1].isoformat(),
+            },
         )
 
     return _check

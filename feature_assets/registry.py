@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from feature_assets.contract import FeatureService, FeatureTable, format_duration
 from resources.offline_store import OfflineStore
+from sensors.refresh_policy import due_partition, is_stale, refresh_interval
 
 WORD = re.compile(r"[a-z0-9]+")
 # A match in a name says more than one in a tag, and a tag more than one in prose.
@@ -82,6 +83,32 @@ class Registry:
             for t in sorted(tables, key=lambda t: t.name)
             for f in t.features
         ]
+
+    def freshness_rows(self, now: datetime) -> list[dict[str, Any]]:
+        """Per table: the newest published day against the day its freshness SLA makes due."""
+        rows = []
+        for table in sorted(self.tables.values(), key=lambda t: t.name):
+            newest, due = self.last_partition(table), due_partition(table, now)
+            if due is None:
+                status = "no SLA"
+            elif newest is None:
+                status = "STALE (never published)"
+            elif is_stale(table, newest, now):
+                status = f"STALE ({(due - newest).days} day(s) behind)"
+            else:
+                status = "fresh"
+            rows.append(
+                {
+                    "table": table.name,
+                    "freshness": format_duration(table.freshness),
+                    "refresh_every": format_duration(refresh_interval(table)),
+                    "newest_partition": newest.isoformat() if newest else None,
+                    "due_partition": due.isoformat() if due else None,
+                    "status": status,
+                    "stale": is_stale(table, newest, now),
+                }
+            )
+        return rows
 
     def describe(self, table_name: str) -> dict[str, Any]:
         table = self.table(table_name)

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import uuid
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from tqdm import tqdm
 
 from feature_assets.definitions import PIPELINE_JOB
+from feature_assets.partitions import range_tags
 from resources.settings import Settings
 
-INSTANCE_CONFIG = """\
-# Written by feature-store: one writer per pool (e.g. one online sync per table at a time).
+CONFIG_MARKER = "# Written by feature-store"
+INSTANCE_CONFIG = f"""\
+{CONFIG_MARKER}: one writer per pool (one online sync and one publish per table at a time).
 concurrency:
   pools:
     default_limit: 1
+# A run whose process died is run again; a run that failed in a step is not (a failed
+# validation stays failed; the online sync retries its own step when the store is down).
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+# Evaluate each feature table's FreshnessPolicy (its freshness SLA) in the UI.
+freshness:
+  enabled: true
 telemetry:
   enabled: false
 """
@@ -33,7 +48,8 @@ def persistent_instance(settings: Settings) -> dg.DagsterInstance:
 def prepare_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    # Ours to rewrite when it is the one we wrote; a user's own file is left alone.
+    if not config.exists() or config.read_text().startswith(CONFIG_MARKER):
         config.write_text(INSTANCE_CONFIG)
     return home
 
@@ -47,6 +63,7 @@ def materialize_range(
     asset_selection: Sequence[dg.AssetKey] | None = None,
     run_config: dict[str, Any] | None = None,
     raise_on_error: bool = False,
+    run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the daily partitions first..last (inclusive), as a single-run backfill."""
     return defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
@@ -54,8 +71,60 @@ def materialize_range(
         asset_selection=list(asset_selection) if asset_selection else None,
         run_config=run_config,
         raise_on_error=raise_on_error,
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
+        tags=range_tags(first, last),
+        run_id=run_id,
     )
+
+
+STEP_ENDS = {
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED,
+}
+
+
+def materialize_with_progress(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    first: date,
+    last: date,
+    *,
+    asset_selection: Sequence[dg.AssetKey],
+    steps: int,
+    run_config: dict[str, Any] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """`materialize_range` with a progress bar on stderr, fed from the run's own event log.
+
+    The run stays in the main thread (dbt and Dagster install signal handlers); a thread
+    polls the instance for finished steps."""
+    run_id = str(uuid.uuid4())
+    done = threading.Event()
+
+    def follow() -> None:
+        with tqdm(total=steps, unit="step", desc=f"{first}..{last}", file=sys.stderr) as bar:
+            while not done.wait(0.5):
+                ended = [
+                    e.dagster_event.step_key
+                    for e in instance.all_logs(run_id, of_type=STEP_ENDS)
+                    if e.dagster_event
+                ]
+                bar.update(len(ended) - bar.n)
+                if ended:
+                    bar.set_postfix_str(ended[-1])
+            bar.update(steps - bar.n)
+
+    watcher = threading.Thread(target=follow, daemon=True)
+    watcher.start()
+    try:
+        return materialize_range(
+            defs,
+            instance,
+            first,
+            last,
+            asset_selection=asset_selection,
+            run_config=run_config,
+            run_id=run_id,
+        )
+    finally:
+        done.set()
+        watcher.join()
