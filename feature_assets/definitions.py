@@ -82,6 +82,7 @@ def online_store(settings: Settings) -> OnlineStore:
         endpoint_url=settings.dynamodb_endpoint,
         region=settings.region,
         table_prefix=settings.table_prefix,
+        max_attempts=settings.dynamodb_max_attempts,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -30,3 +30,9 @@ def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
         else:
             ranges.append((day, day))
     return ranges
+
+
+def last_complete_day(partitions_def: dg.DailyPartitionsDefinition, now: datetime) -> date | None:
+    """The newest daily partition at `now`: yesterday (UTC), or None before the first one."""
+    last = now.astimezone(UTC).date() - timedelta(days=1)
+    return last if last >= partitions_def.start.date() else None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from filelock import FileLock
 from tqdm import tqdm
 
 from feature_assets.definitions import PIPELINE_JOB
@@ -42,7 +43,10 @@ def persistent_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance under <home>/dagster, shared with `feature-store ui`, so runs show in the UI."""
     home = prepare_dagster_home(settings.dagster_home)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # Processes opening a new instance at once race to create its SQLite tables
+    # ("table runs already exists"): the first creates them, the others wait.
+    with FileLock(home / ".instance.lock"):
+        return dg.DagsterInstance.get()
 
 
 def prepare_dagster_home(home: Path) -> Path:

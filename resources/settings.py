@@ -22,6 +22,8 @@ class Settings:
     region: str
     table_prefix: str
     partition_start_date: str
+    # botocore attempts per DynamoDB call before the sync step's own (Dagster) retry.
+    dynamodb_max_attempts: int = 8
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,6 +41,7 @@ class Settings:
             region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
             table_prefix=os.environ.get("FEATURE_STORE_TABLE_PREFIX", "featurestore_"),
             partition_start_date=os.environ.get("FEATURE_STORE_START_DATE", "2025-01-01"),
+            dynamodb_max_attempts=int(os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", "8")),
         )
 
     @property

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from feature_assets.contract import FeatureTable
-from feature_assets.partitions import contiguous_ranges, range_tags
+from feature_assets.partitions import contiguous_ranges, last_complete_day, range_tags
 from feature_assets.raw_sources import RawSource
 
 SENSOR_NAME = "raw_landing_sensor"
@@ -96,11 +96,10 @@ def landing_run_requests(
     now: datetime | None = None,
 ) -> list[dg.RunRequest]:
     """One run per table and contiguous range of dependent partitions."""
-    last_key = partitions_def.get_last_partition_key(current_time=now)
-    if last_key is None:
+    last = last_complete_day(partitions_def, now or datetime.now(UTC))
+    if last is None:
         return []
     first = partitions_def.start.date()
-    last = date.fromisoformat(last_key)
     digest = hashlib.sha256(json.dumps(changes, default=str, sort_keys=True).encode()).hexdigest()
     requests = []
     for table in tables.values():

@@ -1,5 +1,6 @@
 """One refresh job and one schedule per feature table, at the cadence its contract implies."""
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
     )
 
 from feature_assets.contract import FeatureTable, format_duration
+from feature_assets.partitions import last_complete_day
 from sensors.refresh_policy import refresh_cron, refresh_interval
 
 
@@ -49,14 +51,10 @@ def build_refresh_schedule(
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         # The newest complete day; a later tick the same day rebuilds it with late data.
-        partition = partitions_def.get_last_partition_key(
-            current_time=context.scheduled_execution_time
-        )
-        if partition is None:
+        tick = context.scheduled_execution_time or datetime.now(UTC)
+        day = last_complete_day(partitions_def, tick)
+        if day is None:
             return dg.SkipReason("no complete daily partition yet")
-        return dg.RunRequest(
-            run_key=f"{partition}@{context.scheduled_execution_time.isoformat()}",
-            partition_key=partition,
-        )
+        return dg.RunRequest(run_key=f"{day}@{tick.isoformat()}", partition_key=day.isoformat())
 
     return _schedule
