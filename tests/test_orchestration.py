@@ -322,7 +322,8 @@ def test_the_online_sync_step_retries_until_the_store_is_back(env: Env, tmp_path
     )
     defs = build_definitions(down)
     server_home = tmp_path / "late_server"
-    tags = {RANGE_START_TAG: "2026-01-11", RANGE_END_TAG: "2026-01-11"}
+    # Newer than any day the other tests publish, so its rows win and are written.
+    tags = {RANGE_START_TAG: "2026-01-13", RANGE_END_TAG: "2026-01-13"}
     published = env.defs.resolve_job_def(refresh_job_name(table)).execute_in_process(
         instance=env.instance, tags=tags, run_config=QUIET
     )
