@@ -23,6 +23,11 @@ QUERY = """{ assetNodes { assetKey { path } groupName
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
 
 
+INSTIGATORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+  schedules { name cronSchedule scheduleState { status } }
+  sensors { name sensorState { status } } } } } }"""
+
+
 def owner_strings(node: dict) -> list[str]:
     return [o.get("email") or f"team:{o['team']}" for o in node["owners"]]
 
@@ -76,6 +81,16 @@ def test_dagster_graphql_shows_owners_group_tags_freshness_and_check_of_every_ta
             else:
                 assert f"online/{name}" not in by_key
         assert "raw/card_transactions" in by_key
+
+        # `dagster dev` on the demo starts with every schedule and sensor running.
+        [repository] = graphql(port, INSTIGATORS)["repositoriesOrError"]["nodes"]
+        schedules = {s["name"]: s for s in repository["schedules"]}
+        assert {name.rsplit("_every_", 1)[0] for name in schedules} == {
+            f"refresh_{name}" for name in YAML_TABLES
+        }
+        assert {s["scheduleState"]["status"] for s in schedules.values()} == {"RUNNING"}
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+        assert sensors == {"raw_landing_sensor": "RUNNING", "online_sync_sensor": "RUNNING"}
     finally:
         process.send_signal(signal.SIGTERM)  # by pid: `feature-store ui` became `dagster dev`
         try:
