@@ -1,6 +1,6 @@
 {%- set window_days = 30 -%}
-{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
-{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+{%- set start_date = build_start_date() -%}
+{%- set end_date = build_end_date() -%}
 
 with
 
@@ -51,9 +51,7 @@ final as (
     select
         customer_id,
         feature_date,
-        -- end-of-day balances up to feature_date are all known at midnight after it
-        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        {{ feature_timestamps('feature_date') }},
         round(balance_avg, 2) as avg_balance_30d,
         round(balance_min, 2) as min_balance_30d,
         round(balance_max, 2) as max_balance_30d,

@@ -1,6 +1,6 @@
 {%- set window_days = 7 -%}
-{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
-{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+{%- set start_date = build_start_date() -%}
+{%- set end_date = build_end_date() -%}
 
 with
 
@@ -57,8 +57,7 @@ final as (
     select
         customer_id,
         feature_date,
-        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        {{ feature_timestamps('feature_date') }},
         -- 0..100: half for active days, 30 points for sessions (capped at 2 a day), 20 for feature use
         round(
             100 * (

@@ -1,6 +1,6 @@
 {%- set window_days = 30 -%}
-{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
-{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+{%- set start_date = build_start_date() -%}
+{%- set end_date = build_end_date() -%}
 
 with
 
@@ -53,8 +53,7 @@ final as (
         user_id,
         merchant_category,
         feature_date,
-        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        {{ feature_timestamps('feature_date') }},
         cast(transaction_count as bigint) as transaction_count_30d,
         round(amount_sum, 2) as spend_amount_sum_30d,
         round(

@@ -1,6 +1,6 @@
 {%- set window_days = 7 -%}
-{%- set start_date = "cast('" ~ var('start_date') ~ "' as date)" -%}
-{%- set end_date = "cast('" ~ var('end_date') ~ "' as date)" -%}
+{%- set start_date = build_start_date() -%}
+{%- set end_date = build_end_date() -%}
 
 with
 
@@ -64,9 +64,7 @@ final as (
     select
         user_id,
         feature_date,
-        -- values cover whole days up to the end of feature_date, so they become true at midnight after it
-        cast({{ dbt.dateadd('day', 1, 'feature_date') }} as timestamp) as event_timestamp,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at,
+        {{ feature_timestamps('feature_date') }},
         cast(transaction_count as bigint) as transaction_count_7d,
         round(amount_sum, 2) as transaction_amount_sum_7d,
         round(amount_sum / nullif(transaction_count, 0), 4) as transaction_amount_mean_7d,
