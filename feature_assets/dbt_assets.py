@@ -1,6 +1,7 @@
 """Feature tables as daily-partitioned Dagster assets built by dbt."""
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,10 @@ def build_feature_table_assets(
             "landing_dir": str(landing_dir),
             "staging_dir": str(staging),
         }
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        yield from invocation.stream()
+        # Each invocation writes ~1.4 MB (manifest, run results) to its own target folder;
+        # Dagster has recorded what matters, so a succeeded run leaves none behind.
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
 
     return feature_tables

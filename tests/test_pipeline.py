@@ -45,6 +45,7 @@ class Pipeline:
     defs: dg.Definitions
     instance: dg.DagsterInstance
     store: FeatureStore
+    started: float = 0.0
 
     @property
     def table(self) -> FeatureTable:
@@ -72,7 +73,9 @@ def pipeline(tmp_path_factory, online_server) -> Iterator[Pipeline]:
     generate_landing_data(settings.landing_dir, date(2026, 1, 1), date(2026, 1, 11), SPEC)
     with dg.instance_for_test() as instance:
         defs = build_definitions(settings)
-        pipeline = Pipeline(settings, defs, instance, FeatureStore.from_settings(settings))
+        pipeline = Pipeline(
+            settings, defs, instance, FeatureStore.from_settings(settings), time.time()
+        )
         result = pipeline.run(DAY_A, DAY_B)
         assert result.success
         yield pipeline
@@ -103,6 +106,12 @@ def test_materialized_partitions_are_validated_published_and_served(pipeline) ->
     }
     assert set(items) == set(day_a["user_id"]) | set(day_b["user_id"])
     assert {items[u] for u in day_b["user_id"]} == {"2026-01-10T00:00:00.000000Z"}
+
+
+def test_a_succeeded_dbt_run_leaves_no_target_folder_behind(pipeline) -> None:
+    target = PROJECT_ROOT / "dbt_project" / "target"
+    left = [p for p in target.glob("feature_tables-*") if p.stat().st_mtime >= pipeline.started]
+    assert left == []
 
 
 def test_boto3_get_item_returns_plain_numbers_equal_to_the_offline_value(pipeline) -> None:
