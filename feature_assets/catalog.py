@@ -49,11 +49,7 @@ def annotate_catalog(
         table = tables.get(node["name"]) if node.get("resource_type") == "model" else None
         if table is None:
             continue
-        serving = sorted(
-            s.name
-            for s in services.values()
-            if any(f.startswith(f"{table.name}:") for f in s.features)
-        )
+        serving = sorted(s.name for s in services.values() if table.name in s.table_names)
         node["meta"] = contract_rows(table, serving)
         node["description"] = f"{table.description}\n\n{contract_markdown(table, serving)}"
         catalog["nodes"][unique_id] = catalog_entry(unique_id, node, table)
@@ -90,10 +86,7 @@ def contract_markdown(table: FeatureTable, services: list[str]) -> str:
         "",
         "| feature | type | description |",
         "|---|---|---|",
-        *(
-            f"| `{f.name}` | {f.data_type or f.logical_type} | {f.description} |"
-            for f in table.features
-        ),
+        *(f"| `{f.name}` | {f.type_name} | {f.description} |" for f in table.features),
     ]
     if services:
         lines += ["", f"Served by: {', '.join(services)}."]

@@ -62,6 +62,12 @@ class FeatureColumn:
     logical_type: str
     description: str = ""
     data_type: str = ""  # as written in the YAML, e.g. "bigint"
+
+    @property
+    def type_name(self) -> str:
+        """The YAML's data_type, or the logical type for a table defined in code."""
+        return self.data_type or self.logical_type
+
     nullable: bool = True
     checks: Mapping[str, Any] = field(default_factory=dict)
 
@@ -287,6 +293,10 @@ class FeatureService:
     owner: str | None = None
     # Output columns are named table__feature; required when two tables share a feature name.
     full_feature_names: bool = False
+
+    @property
+    def table_names(self) -> frozenset[str]:
+        return frozenset(reference.partition(":")[0] for reference in self.features)
 
 
 def load_feature_services(

@@ -58,7 +58,7 @@ def feature_table_metadata(table: FeatureTable) -> dict[str, Any]:
             columns=[
                 dg.TableColumn(
                     name=f.name,
-                    type=f.data_type or f.logical_type,
+                    type=f.type_name,
                     description=f.description,
                     constraints=dg.TableColumnConstraints(
                         nullable=f.nullable,

@@ -12,8 +12,12 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def days_in(window: dg.TimeWindow) -> list[date]:
-    start, end = window.start.date(), window.end.date()
-    return [start + timedelta(days=i) for i in range((end - start).days)]
+    return days_between(window.start.date(), window.end.date() - timedelta(days=1))
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """first..last, both included."""
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def range_tags(first: date, last: date) -> dict[str, str]:

@@ -68,14 +68,17 @@ class Registry:
         return days[-1] if days else None
 
     def table_rows(self) -> list[dict[str, Any]]:
-        return [self._summary(t) for t in sorted(self.tables.values(), key=lambda t: t.name)]
+        return [
+            self._summary(t, self.offline.published_days(t))
+            for t in sorted(self.tables.values(), key=lambda t: t.name)
+        ]
 
     def feature_rows(self, table_name: str | None = None) -> list[dict[str, Any]]:
         tables = [self.table(table_name)] if table_name else self.tables.values()
         return [
             {
                 "feature": f"{t.name}:{f.name}",
-                "type": f.data_type or f.logical_type,
+                "type": f.type_name,
                 "owner": t.owner,
                 "ttl": format_duration(t.ttl),
                 "description": f.description,
@@ -89,11 +92,12 @@ class Registry:
         rows = []
         for table in sorted(self.tables.values(), key=lambda t: t.name):
             newest, due = self.last_partition(table), due_partition(table, now)
+            stale = is_stale(table, newest, now)
             if due is None:
                 status = "no SLA"
             elif newest is None:
                 status = "STALE (never published)"
-            elif is_stale(table, newest, now):
+            elif stale:
                 status = f"STALE ({(due - newest).days} day(s) behind)"
             else:
                 status = "fresh"
@@ -105,31 +109,30 @@ class Registry:
                     "newest_partition": newest.isoformat() if newest else None,
                     "due_partition": due.isoformat() if due else None,
                     "status": status,
-                    "stale": is_stale(table, newest, now),
+                    "stale": stale,
                 }
             )
         return rows
 
     def describe(self, table_name: str) -> dict[str, Any]:
         table = self.table(table_name)
+        published = self.offline.published_days(table)
         return {
-            **self._summary(table),
+            **self._summary(table, published),
             "description": table.description,
             "timestamp": table.timestamp,
             "created_timestamp": table.created_timestamp,
             "partition": table.partition_column,
             "tags": list(table.tags),
             "sources": list(table.source_tables),
-            "published_partitions": len(self.offline.published_days(table)),
+            "published_partitions": len(published),
             "services": sorted(
-                s.name
-                for s in self.services.values()
-                if any(ref.partition(":")[0] == table.name for ref in s.features)
+                s.name for s in self.services.values() if table.name in s.table_names
             ),
             "features": [
                 {
                     "name": f.name,
-                    "type": f.data_type or f.logical_type,
+                    "type": f.type_name,
                     "nullable": f.nullable,
                     "checks": dict(f.checks),
                     "description": f.description,
@@ -193,8 +196,8 @@ class Registry:
                 },
             )
 
-    def _summary(self, table: FeatureTable) -> dict[str, Any]:
-        last = self.last_partition(table)
+    def _summary(self, table: FeatureTable, published: list[date]) -> dict[str, Any]:
+        last = published[-1] if published else None
         return {
             "table": table.name,
             "entity": table.entity,

@@ -2,19 +2,18 @@
 
 A cursor over every execution of each table's publish check (not a plain asset sensor,
 which fires on the materialization before the check has run and sees only the newest
-event per tick). A
-passed `validated_and_published` evaluation names the days it published; a failed one
-published nothing and is never synced. Evaluations of runs still going are held back until
-the run ends: a run that synced the table itself (the `feature_pipeline` job does) needs
-no second sync. Several evaluations of one table in a tick become one run per contiguous
-day range.
+event per tick). A passed `validated_and_published` evaluation names the days it
+published; a failed one published nothing and is never synced. Evaluations of runs still
+going are held back until the run ends: a run that synced the table itself (the
+`feature_pipeline` job does) needs no second sync. Several evaluations of one table in a
+tick become one run per contiguous day range.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (
@@ -24,7 +23,7 @@ from dagster._core.storage.asset_check_execution_record import (
 
 from feature_assets.contract import FeatureTable
 from feature_assets.online_sync import online_asset_key
-from feature_assets.partitions import contiguous_ranges, range_tags
+from feature_assets.partitions import contiguous_ranges, days_between, range_tags
 from feature_assets.publishing import CHECK_NAME, FIRST_DAY, LAST_DAY
 
 SENSOR_NAME = "online_sync_sensor"
@@ -78,9 +77,7 @@ def evaluate_online_sync(
                 continue
             first = date.fromisoformat(evaluation.metadata[FIRST_DAY].value)
             last = date.fromisoformat(evaluation.metadata[LAST_DAY].value)
-            days.setdefault(name, set()).update(
-                first + timedelta(days=i) for i in range((last - first).days + 1)
-            )
+            days.setdefault(name, set()).update(days_between(first, last))
             newest_id[name] = max(newest_id.get(name, 0), record.id)
         after = seen["after"]
         for record_id in sorted(r.id for r in records):

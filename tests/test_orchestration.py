@@ -26,7 +26,7 @@ from feature_assets.demo_data import (
     write_day,
 )
 from feature_assets.online_sync import online_asset_key
-from feature_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
+from feature_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, days_between
 from feature_assets.publishing import CHECK_NAME
 from feature_assets.runs import prepare_dagster_home
 from feature_assets.sdk import FeatureStore
@@ -84,8 +84,7 @@ def env(tmp_path_factory, online_server) -> Iterator[Env]:
         )
 
 
-def days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+days = days_between
 
 
 def request_ranges(requests: list[dg.RunRequest]) -> dict[str, tuple[str, str]]:
