@@ -1,6 +1,6 @@
 """Training-set join vs a raw DuckDB ASOF join on the same Parquet files, in the same run.
 
-    .venv/bin/python benchmarks/historical_join.py [--sizes small large] [--repeats 5]
+    .venv/bin/python -m benchmarks.historical_join [--sizes small large] [--repeats 5]
 
 Each measurement runs in a fresh process (so peak RSS is that join's own), alternating
 project and floor. Prints median, p99 (nearest rank), the ratio of medians and peak RSS.
@@ -21,8 +21,6 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 SIZES = {"small": (100_000, 1_000_000), "large": (1_000_000, 10_000_000)}
 USERS_PER_DAY = {"small": 20_000, "large": 100_000}
@@ -31,7 +29,7 @@ START = date(2026, 1, 1)
 
 
 def table(size: str):
-    from conftest import synthetic_table
+    from tests.builders import synthetic_table
 
     return synthetic_table(
         name=f"user_daily_bench{size}_7d", ttl=timedelta(days=30), features=FEATURES
@@ -84,8 +82,8 @@ def run_once(data: Path, size: str, kind: str) -> dict:
     if kind == "project":
         sdk = FeatureStore({t.name: t}, store, OnlineStore())
         result = sdk.get_historical_features(
-            entities, [f"{t.name}:{f}" for f in FEATURES], output="arrow"
-        )
+            entities, [f"{t.name}:{f}" for f in FEATURES]
+        ).to_arrow()
     else:
         files = ", ".join(f"'{p}'" for p in store.published_files(t))
         result = (
@@ -128,8 +126,10 @@ def main() -> None:
             for kind in ("project", "raw"):
                 out = (
                     subprocess.run(
-                        [sys.executable, __file__, "--data", str(args.data), "--child", size, kind],
+                        [sys.executable, "-m", "benchmarks.historical_join", "--data", str(args.data)]
+                        + ["--child", size, kind],
                         check=True,
+                        cwd=ROOT,
                         capture_output=True,
                         text=True,
                     )

@@ -1,6 +1,6 @@
 """Online reads and sync throughput vs raw boto3 on the same server, in the same run.
 
-    .venv/bin/python benchmarks/online_store.py [--server moto|dynamodb-local] [--items 20000]
+    .venv/bin/python -m benchmarks.online_store [--server moto|dynamodb-local] [--items 20000]
 
 Reads: `get_online_features` (1 entity x 3 tables, 100 entities x 3 tables) against raw
 boto3 BatchGetItem packing the same keys the same way (up to 100 keys a request, requests in
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -22,16 +21,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from feature_assets.sdk import FeatureStore
+from resources.local_dynamodb import start_server, stop_server
+from resources.offline_store import OfflineStore
+from resources.online_items import to_item
+from resources.online_store import OnlineStore
+from tests.builders import free_port, synthetic_table
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from conftest import free_port, synthetic_table  # noqa: E402
-
-from feature_assets.sdk import FeatureStore  # noqa: E402
-from resources.local_dynamodb import start_server, stop_server  # noqa: E402
-from resources.offline_store import OfflineStore  # noqa: E402
-from resources.online_items import to_item  # noqa: E402
-from resources.online_store import OnlineStore  # noqa: E402
 
 FEATURES = ("clicks", "spend", "sessions", "score")
 

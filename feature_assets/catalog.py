@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource
-
-from feature_assets.contract import FeatureService, FeatureTable, format_duration
-from feature_assets.dbt_project import dbt_executable, feature_dbt_project
+from feature_assets.kernel.contract import FeatureService, FeatureTable, format_duration
+from resources.dbt_manifest import ensure_manifest, run_dbt
 
 CONTRACT_HEADING = "#### Feature table"
 
@@ -30,10 +28,9 @@ def generate_catalog(
     services: Mapping[str, FeatureService],
 ) -> Path:
     """Run `dbt docs generate` into `target_dir` and annotate it; returns `target_dir`."""
-    project = feature_dbt_project(project_dir)
-    dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+    ensure_manifest(project_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
-    dbt.cli(["docs", "generate", "--quiet"], target_path=target_dir).wait()
+    run_dbt(project_dir, ["docs", "generate", "--quiet"], target_path=target_dir)
     annotate_catalog(target_dir, tables, services)
     return target_dir
 

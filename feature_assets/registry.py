@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
 
-from feature_assets.contract import FeatureService, FeatureTable, format_duration
+from feature_assets.kernel.contract import FeatureColumn, FeatureService, FeatureTable
+from feature_assets.kernel.errors import FeatureReferenceError
+from feature_assets.kernel.refresh_policy import due_partition, is_stale, refresh_interval
 from resources.offline_store import OfflineStore
-from sensors.refresh_policy import due_partition, is_stale, refresh_interval
 
 WORD = re.compile(r"[a-z0-9]+")
 # A match in a name says more than one in a tag, and a tag more than one in prose.
@@ -28,6 +28,60 @@ class SearchHit:
     description: str
     matched: tuple[str, ...]  # the fields the query words were found in
     score: int
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    table: str
+    entity: str
+    keys: tuple[str, ...]
+    owner: str
+    ttl: timedelta | None
+    freshness: timedelta | None
+    online: bool
+    features: int
+    last_partition: date | None
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    feature: str  # "table:feature"
+    type: str
+    owner: str
+    ttl: timedelta | None
+    description: str
+
+
+@dataclass(frozen=True)
+class TableDetails:
+    summary: TableSummary
+    description: str
+    timestamp: str
+    created_timestamp: str | None
+    partition: str
+    tags: tuple[str, ...]
+    sources: tuple[str, ...]
+    published_partitions: int
+    services: tuple[str, ...]
+    features: tuple[FeatureColumn, ...]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """A table's newest published day against the day its freshness SLA makes due."""
+
+    table: str
+    freshness: timedelta | None
+    refresh_every: timedelta
+    newest_partition: date | None
+    due_partition: date | None
+    stale: bool
+
+    @property
+    def days_behind(self) -> int | None:
+        if not self.stale or self.due_partition is None or self.newest_partition is None:
+            return None
+        return (self.due_partition - self.newest_partition).days
 
 
 def _words(text: str) -> set[str]:
@@ -60,86 +114,59 @@ class Registry:
 
     def table(self, name: str) -> FeatureTable:
         if name not in self.tables:
-            raise KeyError(f"unknown feature table {name!r}; known: {sorted(self.tables)}")
+            raise FeatureReferenceError(
+                f"unknown feature table {name!r}; known: {sorted(self.tables)}"
+            )
         return self.tables[name]
 
     def last_partition(self, table: FeatureTable) -> date | None:
         days = self.offline.published_days(table)
         return days[-1] if days else None
 
-    def table_rows(self) -> list[dict[str, Any]]:
+    def table_summaries(self) -> list[TableSummary]:
         return [
             self._summary(t, self.offline.published_days(t))
             for t in sorted(self.tables.values(), key=lambda t: t.name)
         ]
 
-    def feature_rows(self, table_name: str | None = None) -> list[dict[str, Any]]:
+    def feature_summaries(self, table_name: str | None = None) -> list[FeatureSummary]:
         tables = [self.table(table_name)] if table_name else self.tables.values()
         return [
-            {
-                "feature": f"{t.name}:{f.name}",
-                "type": f.type_name,
-                "owner": t.owner,
-                "ttl": format_duration(t.ttl),
-                "description": f.description,
-            }
+            FeatureSummary(f"{t.name}:{f.name}", f.type_name, t.owner, t.ttl, f.description)
             for t in sorted(tables, key=lambda t: t.name)
             for f in t.features
         ]
 
-    def freshness_rows(self, now: datetime) -> list[dict[str, Any]]:
-        """Per table: the newest published day against the day its freshness SLA makes due."""
-        rows = []
-        for table in sorted(self.tables.values(), key=lambda t: t.name):
-            newest, due = self.last_partition(table), due_partition(table, now)
-            stale = is_stale(table, newest, now)
-            if due is None:
-                status = "no SLA"
-            elif newest is None:
-                status = "STALE (never published)"
-            elif stale:
-                status = f"STALE ({(due - newest).days} day(s) behind)"
-            else:
-                status = "fresh"
-            rows.append(
-                {
-                    "table": table.name,
-                    "freshness": format_duration(table.freshness),
-                    "refresh_every": format_duration(refresh_interval(table)),
-                    "newest_partition": newest.isoformat() if newest else None,
-                    "due_partition": due.isoformat() if due else None,
-                    "status": status,
-                    "stale": stale,
-                }
+    def freshness(self, now: datetime) -> list[Freshness]:
+        return [
+            Freshness(
+                table=table.name,
+                freshness=table.freshness,
+                refresh_every=refresh_interval(table),
+                newest_partition=(newest := self.last_partition(table)),
+                due_partition=due_partition(table, now),
+                stale=is_stale(table, newest, now),
             )
-        return rows
+            for table in sorted(self.tables.values(), key=lambda t: t.name)
+        ]
 
-    def describe(self, table_name: str) -> dict[str, Any]:
+    def describe(self, table_name: str) -> TableDetails:
         table = self.table(table_name)
         published = self.offline.published_days(table)
-        return {
-            **self._summary(table, published),
-            "description": table.description,
-            "timestamp": table.timestamp,
-            "created_timestamp": table.created_timestamp,
-            "partition": table.partition_column,
-            "tags": list(table.tags),
-            "sources": list(table.source_tables),
-            "published_partitions": len(published),
-            "services": sorted(
-                s.name for s in self.services.values() if table.name in s.table_names
+        return TableDetails(
+            summary=self._summary(table, published),
+            description=table.description,
+            timestamp=table.timestamp,
+            created_timestamp=table.created_timestamp,
+            partition=table.partition_column,
+            tags=table.tags,
+            sources=table.source_tables,
+            published_partitions=len(published),
+            services=tuple(
+                sorted(s.name for s in self.services.values() if table.name in s.table_names)
             ),
-            "features": [
-                {
-                    "name": f.name,
-                    "type": f.type_name,
-                    "nullable": f.nullable,
-                    "checks": dict(f.checks),
-                    "description": f.description,
-                }
-                for f in table.features
-            ],
-        }
+            features=table.features,
+        )
 
     def search(self, query: str) -> list[SearchHit]:
         """Tables, features and services whose name, description, tags, entity or owner
@@ -196,16 +223,15 @@ class Registry:
                 },
             )
 
-    def _summary(self, table: FeatureTable, published: list[date]) -> dict[str, Any]:
-        last = published[-1] if published else None
-        return {
-            "table": table.name,
-            "entity": table.entity,
-            "keys": list(table.keys),
-            "owner": table.owner,
-            "ttl": format_duration(table.ttl),
-            "freshness": format_duration(table.freshness),
-            "online": table.online,
-            "features": len(table.features),
-            "last_partition": last.isoformat() if last else None,
-        }
+    def _summary(self, table: FeatureTable, published: list[date]) -> TableSummary:
+        return TableSummary(
+            table=table.name,
+            entity=table.entity,
+            keys=table.keys,
+            owner=table.owner,
+            ttl=table.ttl,
+            freshness=table.freshness,
+            online=table.online,
+            features=len(table.features),
+            last_partition=published[-1] if published else None,
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,27 +12,23 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from feature_assets import training_sets
-from feature_assets.contract import (
+from feature_assets import saved_training_sets
+from feature_assets.kernel.contract import (
+    Contract,
+    FeatureRequest,
     FeatureService,
     FeatureTable,
-    load_feature_services,
-    load_feature_tables,
+    resolve_features,
+    uses_full_feature_names,
 )
-from feature_assets.dbt_project import feature_dbt_project
+from feature_assets.kernel.errors import FeatureReferenceError, TrainingSetDriftError
+from resources.dbt_manifest import load_project_contract
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from resources.point_in_time import FeatureRequest
 from resources.settings import Settings
+from resources.training_set import TrainingSet
 
 SQL_START = re.compile(r"^\s*(select|with|from)\b", re.IGNORECASE)
-
-
-class FeatureReferenceError(KeyError):
-    """A `table:feature` reference that names no known table or feature."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -58,6 +53,8 @@ class OnlineFeatures:
 
 
 class FeatureStore:
+    """Training sets and online reads over one contract and the two stores."""
+
     def __init__(
         self,
         tables: Mapping[str, FeatureTable],
@@ -65,61 +62,35 @@ class FeatureStore:
         online: OnlineStore,
         services: Mapping[str, FeatureService] | None = None,
     ) -> None:
-        self.tables = dict(tables)
-        self.services = dict(services or {})
+        self.contract = Contract(tables=dict(tables), services=dict(services or {}), sources={})
         self.offline = offline
         self.online = online
 
+    @property
+    def tables(self) -> Mapping[str, FeatureTable]:
+        return self.contract.tables
+
+    @property
+    def services(self) -> Mapping[str, FeatureService]:
+        return self.contract.services
+
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FeatureStore:
-        from feature_assets.definitions import offline_store, online_store
-
+        """The dbt project's contract and both stores, from `settings` (default: environment)."""
         settings = settings or Settings.from_env()
-        project = feature_dbt_project(settings.dbt_project_dir)
-        manifest = json.loads(project.manifest_path.read_text())
-        tables = load_feature_tables(manifest)
-        services = load_feature_services(manifest, tables)
-        return cls(tables, offline_store(settings), online_store(settings), services)
+        contract = load_project_contract(settings.dbt_project_dir)
+        return cls(
+            contract.tables,
+            OfflineStore.from_settings(settings),
+            OnlineStore.from_settings(settings),
+            contract.services,
+        )
 
     def resolve(
         self, features: Sequence[str] | str, *, full_feature_names: bool = False
     ) -> list[FeatureRequest]:
         """`table:feature` references (or a feature service name) grouped per table, in order."""
-        if isinstance(features, str):
-            service = self.services.get(features)
-            if service is None:
-                raise FeatureReferenceError(
-                    f"unknown feature service {features!r}; known: {sorted(self.services)}"
-                )
-            features = service.features
-        by_table: dict[str, list[str]] = {}
-        for reference in features:
-            table_name, sep, feature = reference.partition(":")
-            if not sep or not feature:
-                raise FeatureReferenceError(
-                    f"feature reference {reference!r} is not 'table:feature'"
-                )
-            table = self.tables.get(table_name)
-            if table is None:
-                raise FeatureReferenceError(
-                    f"unknown feature table {table_name!r} in {reference!r}; known: {sorted(self.tables)}"
-                )
-            if feature not in table.feature_names:
-                raise FeatureReferenceError(
-                    f"feature table {table_name!r} has no feature {feature!r}; "
-                    f"it has {list(table.feature_names)}"
-                )
-            by_table.setdefault(table_name, [])
-            if feature not in by_table[table_name]:
-                by_table[table_name].append(feature)
-        requests = [FeatureRequest(self.tables[t], tuple(fs)) for t, fs in by_table.items()]
-        names = [name for r in requests for name in r.output_names(full_feature_names)]
-        clashes = sorted({name for name in names if names.count(name) > 1})
-        if clashes:
-            raise FeatureReferenceError(
-                f"feature names {clashes} come from several tables; pass full_feature_names=True"
-            )
-        return requests
+        return resolve_features(self.contract, features, full_feature_names=full_feature_names)
 
     def get_online_features(
         self,
@@ -163,9 +134,7 @@ class FeatureStore:
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         created_timestamp_cutoff: bool = False,
-        output: str = "pandas",
-        output_path: str | Path | None = None,
-    ) -> Any:
+    ) -> TrainingSet:
         """Point-in-time correct features for each entity row: one output row per input row.
 
         `entity_df` is a pandas, Arrow or polars frame, a Parquet path, or a SQL query in which
@@ -181,8 +150,6 @@ class FeatureStore:
             timestamp_column=timestamp_column,
             full_feature_names=full_feature_names,
             created_timestamp_cutoff=created_timestamp_cutoff,
-            output=output,
-            output_path=output_path,
         )
 
     def save_training_set(
@@ -200,7 +167,7 @@ class FeatureStore:
         directory.mkdir(parents=True, exist_ok=True)
         full_feature_names = self._full_names(features, full_feature_names)
         requests = self.resolve(features, full_feature_names=full_feature_names)
-        entities = directory / training_sets.ENTITIES
+        entities = directory / saved_training_sets.ENTITIES
         first, last = self.offline.write_entity_rows(
             self._entity_source(entity_df), entities, timestamp_column
         )
@@ -210,19 +177,19 @@ class FeatureStore:
             "created_timestamp_cutoff": created_timestamp_cutoff,
         }
         references = [f"{r.table.name}:{f}" for r in requests for f in r.features]
-        inputs = training_sets.describe_inputs(self.offline, requests, first, last)
-        self.get_historical_features(
-            entities, references, **options, output_path=directory / training_sets.DATA
+        inputs = saved_training_sets.describe_inputs(self.offline, requests, first, last)
+        self.get_historical_features(entities, references, **options).to_parquet(
+            directory / saved_training_sets.DATA
         )
-        rows = pq.ParquetFile(directory / training_sets.DATA).metadata.num_rows
-        manifest = training_sets.new_manifest(references, options, rows, inputs)
-        training_sets.write_manifest(directory, manifest)
+        rows = pq.ParquetFile(directory / saved_training_sets.DATA).metadata.num_rows
+        manifest = saved_training_sets.new_manifest(references, options, rows, inputs)
+        saved_training_sets.write_manifest(directory, manifest)
         return manifest
 
     def rebuild_training_set(self, directory: str | Path, output_path: str | Path) -> Path:
         """Rebuild a saved training set from its manifest; refuses if its partitions changed."""
         directory = Path(directory)
-        manifest = training_sets.read_manifest(directory)
+        manifest = saved_training_sets.read_manifest(directory)
         requests = self.resolve(
             manifest["features"], full_feature_names=manifest["options"]["full_feature_names"]
         )
@@ -230,21 +197,20 @@ class FeatureStore:
         first, last = self.offline.entity_time_range(
             entities, manifest["options"]["timestamp_column"]
         )
-        changes = training_sets.changed_partitions(
-            manifest["tables"], training_sets.describe_inputs(self.offline, requests, first, last)
+        changes = saved_training_sets.changed_partitions(
+            manifest["tables"],
+            saved_training_sets.describe_inputs(self.offline, requests, first, last),
         )
         if changes:
-            raise training_sets.TrainingSetDriftError(
+            raise TrainingSetDriftError(
                 f"training set {directory}: partitions changed since it was built: {', '.join(changes)}"
             )
         return self.get_historical_features(
-            entities, manifest["features"], **manifest["options"], output_path=output_path
-        )
+            entities, manifest["features"], **manifest["options"]
+        ).to_parquet(output_path)
 
     def _full_names(self, features: Sequence[str] | str, requested: bool) -> bool:
-        """A feature service that serves clashing names always uses table__feature names."""
-        service = self.services.get(features) if isinstance(features, str) else None
-        return requested or bool(service and service.full_feature_names)
+        return uses_full_feature_names(self.contract, features, requested)
 
     def _entity_source(self, entity_df: Any) -> Any:
         """A SQL query runs over views of the published tables; everything else passes through."""

@@ -7,27 +7,18 @@ from datetime import date, timedelta
 import pandas as pd
 import pandera.pandas as pa
 
-from feature_assets.contract import FeatureTable
+from feature_assets.kernel.contract import CHECK_NAMES, FeatureTable
+from feature_assets.kernel.errors import PartitionValidationError
 
 PANDAS_DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
-CHECKS = {
-    "ge": pa.Check.ge,
-    "gt": pa.Check.gt,
-    "le": pa.Check.le,
-    "lt": pa.Check.lt,
-    "isin": pa.Check.isin,
-    "str_matches": pa.Check.str_matches,
-}
+# Each contract check is pandera's check of the same name.
+CHECKS = {name: getattr(pa.Check, name) for name in CHECK_NAMES}
 
 
 SCHEMA_MESSAGES = {
     "column_in_schema": "is not declared in the model's YAML",
     "column_in_dataframe": "is declared in the model's YAML but missing from the built rows",
 }
-
-
-class PartitionValidationError(ValueError):
-    """A built partition broke its feature table's schema; it is not published."""
 
 
 def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchema:
@@ -46,13 +37,7 @@ def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchem
     if table.created_timestamp:
         columns[table.created_timestamp] = pa.Column(nullable=False)
     for feature in table.features:
-        checks = []
-        for name, arg in feature.checks.items():
-            if name not in CHECKS:
-                raise ValueError(
-                    f"feature table {table.name!r}: column {feature.name!r} has unknown check {name!r}"
-                )
-            checks.append(CHECKS[name](arg))
+        checks = [CHECKS[name](arg) for name, arg in feature.checks.items()]
         columns[feature.name] = pa.Column(
             PANDAS_DTYPES.get(feature.logical_type),
             nullable=feature.nullable,

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from feature_assets.contract import FeatureTable
+from feature_assets.kernel.contract import FeatureTable
+from feature_assets.kernel.errors import EntityInputError
 from resources.sql import ident, literal
 
 ENTITY_VIEW = "__entity_rows"
@@ -31,10 +32,6 @@ INTEGER_TYPES = {
     "UBIGINT",
 }
 TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE"}
-
-
-class EntityInputError(ValueError):
-    """The entity rows cannot be joined: a column is missing, mistyped or null."""
 
 
 def register_entity_rows(

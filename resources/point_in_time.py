@@ -16,10 +16,9 @@ Three plans give that answer, fastest first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
-from feature_assets.contract import FeatureTable
+from feature_assets.kernel.contract import FeatureRequest, FeatureTable
 from resources.sql import ident
 
 
@@ -27,17 +26,6 @@ class JoinPlan(Enum):
     ASOF = "asof"
     ASOF_SETTLE_TIES = "asof_settle_ties"
     RANGE_CUTOFF = "range_cutoff"
-
-
-@dataclass(frozen=True)
-class FeatureRequest:
-    table: FeatureTable
-    features: tuple[str, ...]
-
-    def output_names(self, full_feature_names: bool) -> tuple[str, ...]:
-        if full_feature_names:
-            return tuple(f"{self.table.name}__{feature}" for feature in self.features)
-        return self.features
 
 
 def point_in_time_query(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8766
+# botocore attempts per DynamoDB call, before the sync step's own (Dagster) retry.
+DEFAULT_DYNAMODB_MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,7 @@ class Settings:
     region: str
     table_prefix: str
     partition_start_date: str
-    # botocore attempts per DynamoDB call before the sync step's own (Dagster) retry.
-    dynamodb_max_attempts: int = 8
+    dynamodb_max_attempts: int = DEFAULT_DYNAMODB_MAX_ATTEMPTS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,7 +42,9 @@ class Settings:
             region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
             table_prefix=os.environ.get("FEATURE_STORE_TABLE_PREFIX", "featurestore_"),
             partition_start_date=os.environ.get("FEATURE_STORE_START_DATE", "2025-01-01"),
-            dynamodb_max_attempts=int(os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", "8")),
+            dynamodb_max_attempts=int(
+                os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", DEFAULT_DYNAMODB_MAX_ATTEMPTS)
+            ),
         )
 
     @property

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from feature_assets.contract import FeatureTable
-from feature_assets.partitions import contiguous_ranges, last_complete_day, range_tags
-from feature_assets.raw_sources import RawSource
+from feature_assets.kernel.contract import FeatureTable, RawSource
+from feature_assets.kernel.dates import contiguous_ranges, last_complete_day, range_tags
+from feature_assets.kernel.names import LANDING_SENSOR, TRIGGER_TAG, table_asset_path
 
-SENSOR_NAME = "raw_landing_sensor"
 LandingState = dict[str, dict[str, int]]  # source -> day -> newest file mtime (ns)
 
 
@@ -66,10 +65,10 @@ def build_landing_sensor(
     partitions_def: dg.DailyPartitionsDefinition,
 ) -> dg.SensorDefinition:
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=LANDING_SENSOR,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.assets(*(dg.AssetKey(name) for name in tables)),
+        target=dg.AssetSelection.assets(*(dg.AssetKey(table_asset_path(n)) for n in tables)),
         description="Rebuilds the feature partitions that read a newly landed or replaced raw day.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -96,10 +95,10 @@ def landing_run_requests(
     now: datetime | None = None,
 ) -> list[dg.RunRequest]:
     """One run per table and contiguous range of dependent partitions."""
-    last = last_complete_day(partitions_def, now or datetime.now(UTC))
+    first = partitions_def.start.date()
+    last = last_complete_day(first, now or datetime.now(UTC))
     if last is None:
         return []
-    first = partitions_def.start.date()
     digest = hashlib.sha256(json.dumps(changes, default=str, sort_keys=True).encode()).hexdigest()
     requests = []
     for table in tables.values():
@@ -110,8 +109,8 @@ def landing_run_requests(
             requests.append(
                 dg.RunRequest(
                     run_key=f"{table.name}:{start}:{end}:{digest[:16]}",
-                    asset_selection=[dg.AssetKey(table.name)],
-                    tags={**range_tags(start, end), "feature_store/trigger": "landing"},
+                    asset_selection=[dg.AssetKey(table_asset_path(table.name))],
+                    tags={**range_tags(start, end), TRIGGER_TAG: "landing"},
                 )
             )
     return requests

@@ -1,132 +1,120 @@
-"""Online-sync sensor: every partition that passed its publish check gets synced, once.
+"""Online-sync sensor: every day that was published gets synced, once.
 
-A cursor over every execution of each table's publish check (not a plain asset sensor,
-which fires on the materialization before the check has run and sees only the newest
-event per tick). A passed `validated_and_published` evaluation names the days it
-published; a failed one published nothing and is never synced. Evaluations of runs still
-going are held back until the run ends: a run that synced the table itself (the
-`feature_pipeline` job does) needs no second sync. Several evaluations of one table in a
-tick become one run per contiguous day range.
+The offline store is the truth: a day is published only when its blocking check passed,
+and each publish gives the day a new version (and records the publishing run in the file).
+The cursor holds, per online table, the version of each day already handled; a day whose
+version changed is synced, so a failed check (which publishes nothing) is never synced and
+a passed one is never missed, whichever run or backfill published it. A day published by a
+run still going is held back until the run ends; a run that synced the day itself (the
+`feature_pipeline` job does) needs no second sync. Changed days of one table become one
+run per contiguous range. Public Dagster API only: run records and asset materializations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import (
-    AssetCheckExecutionRecord,
-    AssetCheckExecutionRecordStatus,
-)
 
-from feature_assets.contract import FeatureTable
-from feature_assets.online_sync import online_asset_key
-from feature_assets.partitions import contiguous_ranges, days_between, range_tags
-from feature_assets.publishing import CHECK_NAME, FIRST_DAY, LAST_DAY
+from feature_assets.kernel.contract import FeatureTable
+from feature_assets.kernel.dates import contiguous_ranges, range_tags
+from feature_assets.kernel.names import ONLINE_SYNC_SENSOR, TRIGGER_TAG, online_asset_path
+from resources.offline_store import OfflineStore
 
-SENSOR_NAME = "online_sync_sensor"
-PAGE = 200
+Versions = dict[str, dict[str, int]]  # table -> day -> published version
 
 
-def build_online_sync_sensor(tables: Mapping[str, FeatureTable]) -> dg.SensorDefinition:
+def build_online_sync_sensor(
+    tables: Mapping[str, FeatureTable], offline_store: OfflineStore
+) -> dg.SensorDefinition:
     online = {name: t for name, t in tables.items() if t.online}
 
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=ONLINE_SYNC_SENSOR,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=dg.AssetSelection.assets(*(online_asset_key(t) for t in online.values())),
+        target=dg.AssetSelection.assets(*(dg.AssetKey(online_asset_path(name)) for name in online)),
         description="Syncs each partition that passed its publish check to the online store.",
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        return evaluate_online_sync(context.instance, context.cursor, online)
+        return evaluate_online_sync(context.instance, context.cursor, online, offline_store)
 
     return _sensor
 
 
 def evaluate_online_sync(
-    instance: dg.DagsterInstance, cursor: str | None, tables: Mapping[str, FeatureTable]
+    instance: dg.DagsterInstance,
+    cursor: str | None,
+    tables: Mapping[str, FeatureTable],
+    offline_store: OfflineStore,
 ) -> dg.SensorResult:
-    """One tick. The cursor holds, per table, the check-execution id up to which every
-    execution has been handled, and the ids above it handled already (runs end out of order)."""
-    state: dict[str, dict] = json.loads(cursor) if cursor else {}
-    first_tick = cursor is None
-    days: dict[str, set[date]] = {}
-    newest_id: dict[str, int] = {}
+    """One tick: compare each table's published versions with the cursor's."""
+    handled: Versions = json.loads(cursor) if cursor else {}
+    now: Versions = {
+        name: {day.isoformat(): v for day, v in offline_store.published_versions(t).items()}
+        for name, t in tables.items()
+    }
+    if cursor is None:
+        # What is published already was synced by whatever published it, or by resync.
+        return dg.SensorResult(
+            cursor=json.dumps(now), skip_reason="watching published partitions from now on"
+        )
+    to_sync: dict[str, set[date]] = {}
     for name, table in tables.items():
-        seen = state.get(name, {"after": 0, "done": []})
-        records = _executions_after(instance, table, seen["after"])
-        if first_tick:
-            # Earlier publishes were synced by whatever published them, or by resync.
-            state[name] = {"after": max([0, *(r.id for r in records)]), "done": []}
-            continue
-        done = set(seen["done"])
-        for record in records:
-            if record.id in done:
+        seen = handled.get(name, {})
+        for day_text, version in now[name].items():
+            if seen.get(day_text) == version:
                 continue
-            run = instance.get_run_by_id(record.run_id)
-            if run is not None and not run.is_finished:
-                continue  # decide when the run has ended: it may sync the table itself
-            done.add(record.id)
-            if record.status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-                continue  # failed (nothing was published), skipped, or never evaluated
-            evaluation = record.event.dagster_event.asset_check_evaluation_data
-            if not evaluation.passed or _run_synced(instance, record.run_id, table):
-                continue
-            first = date.fromisoformat(evaluation.metadata[FIRST_DAY].value)
-            last = date.fromisoformat(evaluation.metadata[LAST_DAY].value)
-            days.setdefault(name, set()).update(days_between(first, last))
-            newest_id[name] = max(newest_id.get(name, 0), record.id)
-        after = seen["after"]
-        for record_id in sorted(r.id for r in records):
-            if record_id not in done:
-                break
-            after = record_id
-        state[name] = {"after": after, "done": sorted(i for i in done if i > after)}
-
+            day = date.fromisoformat(day_text)
+            decision = _decide(instance, offline_store, table, day)
+            if decision == "wait":
+                continue  # the cursor keeps the old version: decided on a later tick
+            seen[day_text] = version
+            if decision == "sync":
+                to_sync.setdefault(name, set()).add(day)
+        handled[name] = seen
     requests = [
         dg.RunRequest(
-            run_key=f"sync:{name}:{start}:{end}:{newest_id[name]}",
-            asset_selection=[online_asset_key(tables[name])],
-            tags={**range_tags(start, end), "feature_store/trigger": "check_passed"},
+            run_key=_run_key(name, start, end, now[name]),
+            asset_selection=[dg.AssetKey(online_asset_path(name))],
+            tags={**range_tags(start, end), TRIGGER_TAG: "published"},
         )
-        for name, table_days in sorted(days.items())
-        for start, end in contiguous_ranges(table_days)
+        for name, days in sorted(to_sync.items())
+        for start, end in contiguous_ranges(days)
     ]
-    return dg.SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(state),
-        skip_reason="watching publish checks from now on" if first_tick else None,
-    )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(handled))
 
 
-def _executions_after(
-    instance: dg.DagsterInstance, table: FeatureTable, after: int
-) -> list[AssetCheckExecutionRecord]:
-    """Executions of the table's publish check with an id above `after`, oldest first.
-
-    The check-execution index is one table for all runs, unlike the run-sharded event log
-    of a default (SQLite) instance, which cannot be read with a global cursor."""
-    key = dg.AssetCheckKey(dg.AssetKey(table.name), CHECK_NAME)
-    records: list[AssetCheckExecutionRecord] = []
-    before = None
-    while True:
-        page = instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=PAGE, cursor=before
-        )
-        newer = [r for r in page if r.id > after]
-        records += newer
-        if len(page) < PAGE or len(newer) < len(page):
-            return sorted(records, key=lambda r: r.id)
-        before = page[-1].id
+def _decide(
+    instance: dg.DagsterInstance, offline_store: OfflineStore, table: FeatureTable, day: date
+) -> str:
+    """'sync', 'skip' (the publishing run synced it) or 'wait' (that run is still going)."""
+    run_id = offline_store.published_by(table, day)
+    run = instance.get_run_by_id(run_id) if run_id else None
+    if run is None:
+        return "sync"  # published outside Dagster, or its run was deleted
+    if not run.is_finished:
+        return "wait"
+    return "skip" if _run_synced(instance, run_id, table, day) else "sync"
 
 
-def _run_synced(instance: dg.DagsterInstance, run_id: str, table: FeatureTable) -> bool:
-    """Whether the run that published these days also wrote them to the online store."""
-    key = online_asset_key(table)
-    materializations = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+def _run_synced(instance: dg.DagsterInstance, run_id: str, table: FeatureTable, day: date) -> bool:
+    """Whether the run that published the day also wrote it to the online store."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(online_asset_path(table.name)),
+            asset_partitions=[day.isoformat()],
+        ),
+        limit=20,
     ).records
-    return any(r.event_log_entry.dagster_event.asset_key == key for r in materializations)
+    return any(record.run_id == run_id for record in records)
+
+
+def _run_key(name: str, start: date, end: date, versions: Mapping[str, int]) -> str:
+    """The same publish of the same days always gives the same key: nothing runs twice."""
+    span = {d: v for d, v in versions.items() if start.isoformat() <= d <= end.isoformat()}
+    digest = hashlib.sha256(json.dumps(span, sort_keys=True).encode()).hexdigest()[:16]
+    return f"sync:{name}:{start}:{end}:{digest}"

@@ -8,18 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import make_settings
 
-from feature_assets.contract import (
-    FeatureDefinitionError,
+from feature_assets.assets.build import build_definitions
+from feature_assets.kernel.contract import format_duration, parse_duration
+from feature_assets.kernel.errors import FeatureDefinitionError
+from feature_assets.kernel.manifest import (
     feature_table_from_node,
-    format_duration,
     load_feature_services,
     load_feature_tables,
-    parse_duration,
 )
-from feature_assets.definitions import build_definitions
 from resources.settings import PROJECT_ROOT
+from tests.builders import make_settings
 
 GOOD_NODE: dict[str, Any] = {
     "name": "user_daily_transactions_7d",
@@ -229,7 +228,7 @@ def test_definitions_fail_to_load_naming_the_model_file_and_field(
     assert old in path.read_text()
     path.write_text(path.read_text().replace(old, new))
     with pytest.raises(FeatureDefinitionError) as error:
-        build_definitions(make_settings(tmp_path, online_server, dbt_project_dir=project))
+        build_definitions(make_settings(tmp_path, online_server.endpoint, dbt_project_dir=project))
     message = str(error.value)
     assert "feature table 'customer_daily_balance_30d'" in message
     assert "models/features/customer_daily_balance_30d.yml" in message

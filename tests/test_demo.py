@@ -8,21 +8,33 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from conftest import free_port
+import pytest
 
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import running_server
 from resources.settings import Settings
+from tests.builders import BUDGET_FACTOR, free_port, timed
+
+pytestmark = pytest.mark.integration
+# The demo's work in units of one CLI start (interpreter, imports, contract): its dbt builds,
+# Dagster steps and reads on 3 small days measured about 15 of them on 2 idle cores.
+DEMO_UNITS = 15
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "feature_assets.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def cli(*args: str, env: dict[str, str], budget: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "feature_assets.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=budget,
+        )
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(
+            f"feature-store {' '.join(args)} not done within its budget of {budget:.0f}s:\n"
+            f"{(error.stdout or b'')[-4000:]!r}\n{(error.stderr or b'')[-4000:]!r}"
+        )
 
 
 def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> None:
@@ -33,6 +45,7 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> No
         "FEATURE_STORE_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}",
     }
     env.pop("FEATURE_STORE_TABLE_PREFIX", None)
+    _, startup = timed(lambda: cli("tables", env=env, budget=3_600))
     try:
         demo = cli(
             "demo",
@@ -45,6 +58,7 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> No
             "--port",
             str(port),
             env=env,
+            budget=BUDGET_FACTOR * DEMO_UNITS * startup,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         output = demo.stdout
@@ -69,6 +83,6 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> No
             count is not None and count >= 0 for count in online.to_dict()["transaction_count_7d"]
         )
     finally:
-        stop = cli("online-store", "stop", env=env)
+        stop = cli("online-store", "stop", env=env, budget=BUDGET_FACTOR * startup)
     assert stop.returncode == 0
     assert running_server(tmp_path) is None

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
-from conftest import publish_rows, synthetic_table
 
-from feature_assets.contract import FeatureService
 from feature_assets.feature_server import make_server
+from feature_assets.kernel.contract import FeatureService
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
+from tests.builders import publish_rows, synthetic_table
 
 TOKEN = "s3cret"
 TABLE = synthetic_table(name="user_daily_clicks_7d", ttl=None, features=("clicks",))

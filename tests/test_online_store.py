@@ -9,18 +9,19 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import publish_rows, synthetic_table
 
-from feature_assets.contract import FeatureColumn
+from feature_assets.kernel.contract import FeatureColumn
+from feature_assets.kernel.errors import EntityInputError, PartitionNotPublishedError
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
+from resources.settings import PROJECT_ROOT
+from tests.builders import publish_rows, synthetic_table
 
 T0 = datetime(2026, 1, 2)
 
@@ -134,9 +135,9 @@ def test_missing_entities_come_back_missing_in_request_order(online, offline) ->
 
 def test_wrong_key_type_and_missing_key_are_clear_errors(online) -> None:
     table = synthetic_table()
-    with pytest.raises(TypeError, match="key 'user_id' must be an integer, got '7'"):
+    with pytest.raises(EntityInputError, match="key 'user_id' must be an integer, got '7'"):
         online.read(table, [{"user_id": "7"}], ["value"])
-    with pytest.raises(KeyError, match="has no key 'user_id'"):
+    with pytest.raises(EntityInputError, match="has no key 'user_id'"):
         online.read(table, [{"customer_id": 7}], ["value"])
 
 
@@ -173,7 +174,7 @@ def test_online_and_offline_pick_the_same_row_on_a_tie(online, offline) -> None:
     training = sdk.get_historical_features(
         pd.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 3)]}),
         [f"{table.name}:value"],
-    )
+    ).to_pandas()
     online_value = sdk.get_online_features([f"{table.name}:value"], [{"user_id": 1}]).to_dict()[
         "value"
     ]
@@ -182,7 +183,9 @@ def test_online_and_offline_pick_the_same_row_on_a_tie(online, offline) -> None:
 
 def test_unpublished_partition_is_refused_by_the_sync(offline) -> None:
     table = synthetic_table()
-    with pytest.raises(LookupError, match="partition\\(s\\) 2026-01-05 are not published"):
+    with pytest.raises(
+        PartitionNotPublishedError, match="partition\\(s\\) 2026-01-05 are not published"
+    ):
         offline.rows_to_serve(table, [date(2026, 1, 5)])
 
 
@@ -249,8 +252,7 @@ def test_sync_killed_half_way_then_rerun_loses_nothing_and_never_goes_back(
     publish_rows(offline, table, [row(u, date(2026, 1, 2), 2) for u in users if u % 3 == 0])
     online.write_rows(table, offline.rows_to_serve(table, [date(2026, 1, 2)]))  # newer values first
     script = f"""
-import sys; sys.path[:0] = {[str(p) for p in (Path(__file__).parent.parent, Path(__file__).parent)]!r}
-from conftest import synthetic_table
+from tests.builders import synthetic_table
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 table = synthetic_table(ttl=None)
@@ -264,7 +266,7 @@ online.write_rows(table, offline.rows_to_serve(table, [__import__("datetime").da
     def count() -> int:
         return online.client.scan(TableName=name, Select="COUNT")["Count"]
 
-    process = subprocess.Popen([sys.executable, "-c", script])
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT)
     try:
         while count() < 4_000 + 500 and process.poll() is None:
             time.sleep(0.2)
@@ -309,7 +311,7 @@ def test_unprocessed_keys_and_items_are_retried(online, offline) -> None:
     publish_rows(offline, table, [row(u, date(2026, 1, 1), u) for u in (1, 2, 3)])
     online.ensure_table(table)
     flaky = FlakyClient(online.client)
-    online._client = flaky
+    online = OnlineStore(table_prefix=online.table_prefix, client=flaky)
     assert online.write_rows(table, offline.latest_rows(table)) == 3
     assert values(online.read(table, [{"user_id": u} for u in (1, 2, 3)], ["value"])) == [
         {"value": 1},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -17,26 +16,28 @@ import boto3
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import make_settings
 
-from feature_assets.contract import FeatureTable
-from feature_assets.definitions import build_definitions
+from feature_assets.assets.build import build_definitions
+from feature_assets.assets.online_sync import online_asset_key
+from feature_assets.assets.runs import QUIET_RUN_CONFIG as QUIET
+from feature_assets.assets.runs import materialize_range
 from feature_assets.demo_data import (
     DemoDataSpec,
     generate_landing_data,
     transactions_for_day,
     write_day,
 )
-from feature_assets.online_sync import online_asset_key
-from feature_assets.publishing import CHECK_NAME
-from feature_assets.runs import materialize_range
+from feature_assets.kernel.contract import FeatureTable
+from feature_assets.kernel.names import PUBLISH_CHECK as CHECK_NAME
 from feature_assets.sdk import FeatureStore
 from resources.settings import PROJECT_ROOT, Settings
+from tests.builders import BUDGET_FACTOR, make_settings, settings_env, timed
 
 TABLE = "user_daily_transactions_7d"
 SPEC = DemoDataSpec(users=400, merchants=50, transactions_per_day=2_500, seed=11)
 DAY_A, DAY_B, DAY_C = date(2026, 1, 8), date(2026, 1, 9), date(2026, 1, 10)
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+pytestmark = pytest.mark.integration
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Pipeline:
     instance: dg.DagsterInstance
     store: FeatureStore
     started: float = 0.0
+    unit: float = 0.0  # how long the fixture's two-day run took: the unit of test budgets
 
     @property
     def table(self) -> FeatureTable:
@@ -69,14 +71,14 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, online_server) -> Iterator[Pipeline]:
-    settings = make_settings(tmp_path_factory.mktemp("pipeline"), online_server)
+    settings = make_settings(tmp_path_factory.mktemp("pipeline"), online_server.endpoint)
     generate_landing_data(settings.landing_dir, date(2026, 1, 1), date(2026, 1, 11), SPEC)
     with dg.instance_for_test() as instance:
         defs = build_definitions(settings)
         pipeline = Pipeline(
             settings, defs, instance, FeatureStore.from_settings(settings), time.time()
         )
-        result = pipeline.run(DAY_A, DAY_B)
+        result, pipeline.unit = timed(lambda: pipeline.run(DAY_A, DAY_B))
         assert result.success
         yield pipeline
 
@@ -149,7 +151,7 @@ def test_online_value_equals_training_set_value_at_now(pipeline) -> None:
     ).to_df()
     training = pipeline.store.get_historical_features(
         pd.DataFrame({"user_id": users, "event_timestamp": [now] * len(users)}), features
-    )
+    ).to_pandas()
     pd.testing.assert_frame_equal(
         online[list(pipeline.table.feature_names)],
         training[list(pipeline.table.feature_names)],
@@ -242,14 +244,7 @@ def test_rebuilding_a_partition_replaces_that_day_and_nothing_else(pipeline) -> 
 
 
 def test_training_set_read_succeeds_while_another_partition_materializes(pipeline) -> None:
-    settings = pipeline.settings
-    env = {
-        **os.environ,
-        "FEATURE_STORE_HOME": str(settings.home),
-        "FEATURE_STORE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint,
-        "FEATURE_STORE_TABLE_PREFIX": settings.table_prefix,
-        "FEATURE_STORE_START_DATE": settings.partition_start_date,
-    }
+    env = settings_env(pipeline.settings)
     users = (
         pipeline.store.offline.read_partition(pipeline.table, DAY_B)["user_id"].head(50).tolist()
     )
@@ -257,7 +252,7 @@ def test_training_set_read_succeeds_while_another_partition_materializes(pipelin
         {"user_id": users, "event_timestamp": [datetime(2026, 1, 10)] * len(users)}
     )
     features = [f"{TABLE}:transaction_count_7d"]
-    expected = pipeline.store.get_historical_features(entity_df, features)
+    expected = pipeline.store.get_historical_features(entity_df, features).to_pandas()
 
     process = subprocess.Popen(
         [
@@ -275,7 +270,7 @@ def test_training_set_read_succeeds_while_another_partition_materializes(pipelin
     reads_during_run = 0
     try:
         while process.poll() is None:
-            result = pipeline.store.get_historical_features(entity_df, features)
+            result = pipeline.store.get_historical_features(entity_df, features).to_pandas()
             pd.testing.assert_frame_equal(result, expected)
             if process.poll() is None:
                 reads_during_run += 1
@@ -292,18 +287,12 @@ def test_training_set_read_succeeds_while_another_partition_materializes(pipelin
 def test_resync_rebuilds_a_lost_online_store_from_the_offline_store(pipeline) -> None:
     before = pipeline.online_items()
     pipeline.store.online.delete_table(pipeline.table)  # the embedded server lost its state
-    env = {
-        **os.environ,
-        "FEATURE_STORE_HOME": str(pipeline.settings.home),
-        "FEATURE_STORE_DYNAMODB_ENDPOINT": pipeline.settings.dynamodb_endpoint,
-        "FEATURE_STORE_TABLE_PREFIX": pipeline.settings.table_prefix,
-    }
     done = subprocess.run(
         [sys.executable, "-m", "feature_assets.cli", "resync"],
-        env=env,
+        env=settings_env(pipeline.settings),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=BUDGET_FACTOR * pipeline.unit,
     )
     assert done.returncode == 0, done.stderr
     after = pipeline.online_items()

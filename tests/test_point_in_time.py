@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import publish_rows, synthetic_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feature_assets.contract import FeatureTable
+from feature_assets.kernel.contract import FeatureRequest, FeatureTable
+from feature_assets.kernel.errors import FeatureReferenceError
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
-from resources.point_in_time import FeatureRequest
+from tests.builders import publish_rows, synthetic_table
 
 BASE = datetime(2026, 1, 1)
 
@@ -103,7 +103,9 @@ def run_join(
     entity_df["event_timestamp"] = entity_df["event_timestamp"].astype("datetime64[us]")
     entity_df["label"] = range(len(entity_df))
     requests = [FeatureRequest(t, (f"value_{i}",)) for i, (t, _) in enumerate(tables_rows)]
-    return store.get_historical_features(entity_df, requests, created_timestamp_cutoff=cutoff)
+    return store.get_historical_features(
+        entity_df, requests, created_timestamp_cutoff=cutoff
+    ).to_pandas()
 
 
 def renamed(rows: list[dict], feature: str) -> list[dict]:
@@ -210,7 +212,7 @@ def test_timezone_aware_entity_times_are_converted_to_utc(tmp_path) -> None:
             ),
         }
     )
-    result = sdk.get_historical_features(entity_df, [f"{table.name}:value_0"])
+    result = sdk.get_historical_features(entity_df, [f"{table.name}:value_0"]).to_pandas()
     assert [None if pd.isna(v) else v for v in result["value_0"]] == [None, 1]
     assert result["event_timestamp"].tolist() == entity_df["event_timestamp"].tolist()
 
@@ -222,11 +224,11 @@ def test_unknown_feature_names_the_table_and_feature(tmp_path) -> None:
         OfflineStore(root=str(tmp_path), staging_root=str(tmp_path)),
         OnlineStore(),
     )
-    with pytest.raises(KeyError, match="has no feature 'nope'"):
+    with pytest.raises(FeatureReferenceError, match="has no feature 'nope'"):
         sdk.get_historical_features(
             pd.DataFrame({"user_id": [1], "event_timestamp": [BASE]}), [f"{table.name}:nope"]
         )
-    with pytest.raises(KeyError, match="unknown feature table 'missing_daily_x_1d'"):
+    with pytest.raises(FeatureReferenceError, match="unknown feature table 'missing_daily_x_1d'"):
         sdk.get_historical_features(
             pd.DataFrame({"user_id": [1], "event_timestamp": [BASE]}), ["missing_daily_x_1d:v"]
         )

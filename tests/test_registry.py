@@ -3,45 +3,32 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
 import yaml
-from conftest import make_settings, publish_rows
 
 from feature_assets import cli
+from feature_assets.assets.build import build_definitions
 from feature_assets.catalog import CONTRACT_HEADING
-from feature_assets.contract import parse_duration
-from feature_assets.definitions import build_definitions
-from feature_assets.raw_sources import RAW_GROUP
+from feature_assets.kernel.contract import parse_duration
+from feature_assets.kernel.errors import FeatureReferenceError
+from feature_assets.kernel.names import RAW_GROUP
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
-from resources.settings import PROJECT_ROOT
+from tests.builders import MODELS_DIR, make_settings, publish_rows, yaml_feature_tables
 
-MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
 SOURCES_YAML = MODELS_DIR / "sources" / "raw.yml"
-
-
-def yaml_feature_tables() -> dict[str, dict[str, Any]]:
-    """The feature tables as written in the YAML files, read without dbt or the contract code."""
-    tables = {}
-    for path in sorted((MODELS_DIR / "features").glob("*.yml")):
-        for model in yaml.safe_load(path.read_text()).get("models", []):
-            meta = model.get("config", {}).get("meta", {}).get("feature_table")
-            if meta:
-                tables[model["name"]] = {**model, "feature_table": meta}
-    return tables
-
-
 YAML_TABLES = yaml_feature_tables()
 
 
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory, online_server) -> dg.Definitions:
-    return build_definitions(make_settings(tmp_path_factory.mktemp("registry"), online_server))
+    return build_definitions(
+        make_settings(tmp_path_factory.mktemp("registry"), online_server.endpoint)
+    )
 
 
 def spec_of(defs: dg.Definitions, key: dg.AssetKey) -> dg.AssetSpec:
@@ -119,7 +106,7 @@ def test_lineage_runs_from_raw_sources_through_the_table_to_its_online_table(
 
 @pytest.fixture
 def registry(tmp_path, online_server) -> Registry:
-    store = FeatureStore.from_settings(make_settings(tmp_path, online_server))
+    store = FeatureStore.from_settings(make_settings(tmp_path, online_server.endpoint))
     return Registry(store.tables, store.services, store.offline)
 
 
@@ -150,8 +137,8 @@ def test_search_by_tag_needs_every_word_and_ranks_names_first(registry: Registry
 
 def test_tables_list_owner_ttl_and_the_last_published_partition(registry: Registry) -> None:
     table = registry.tables["customer_daily_engagement_7d"]
-    rows = {r["table"]: r for r in registry.table_rows()}
-    assert rows[table.name]["last_partition"] is None
+    rows = {r.table: r for r in registry.table_summaries()}
+    assert rows[table.name].last_partition is None
     publish_rows(
         registry.offline,
         table,
@@ -166,21 +153,21 @@ def test_tables_list_owner_ttl_and_the_last_published_partition(registry: Regist
             for day in (date(2026, 3, 1), date(2026, 3, 4))
         ],
     )
-    rows = {r["table"]: r for r in registry.table_rows()}
-    assert rows[table.name]["last_partition"] == "2026-03-04"
-    assert rows[table.name]["owner"] == "churn-ml@example.com"
-    assert rows[table.name]["ttl"] == "14d"
-    assert rows["user_category_daily_spend_30d"]["keys"] == ["user_id", "merchant_category"]
-    assert rows["user_category_daily_spend_30d"]["online"] is False
+    rows = {r.table: r for r in registry.table_summaries()}
+    assert rows[table.name].last_partition == date(2026, 3, 4)
+    assert rows[table.name].owner == "churn-ml@example.com"
+    assert rows[table.name].ttl == timedelta(days=14)
+    assert rows["user_category_daily_spend_30d"].keys == ("user_id", "merchant_category")
+    assert rows["user_category_daily_spend_30d"].online is False
     described = registry.describe(table.name)
-    assert described["published_partitions"] == 2
-    assert described["services"] == ["churn_prediction_v1"]
-    with pytest.raises(KeyError, match="unknown feature table 'nope'"):
+    assert described.published_partitions == 2
+    assert described.services == ("churn_prediction_v1",)
+    with pytest.raises(FeatureReferenceError, match="unknown feature table 'nope'"):
         registry.describe("nope")
 
 
 def test_cli_search_and_describe(tmp_path, online_server, monkeypatch, capsys) -> None:
-    settings = make_settings(tmp_path, online_server)
+    settings = make_settings(tmp_path, online_server.endpoint)
     monkeypatch.setenv("FEATURE_STORE_HOME", str(settings.home))
     assert cli.main(["search", "--json", "merchants", "paid"]) == 0
     hits = json.loads(capsys.readouterr().out)
@@ -203,7 +190,7 @@ def test_cli_search_and_describe(tmp_path, online_server, monkeypatch, capsys) -
 def test_catalog_shows_owner_ttl_keys_and_features_of_every_table(
     tmp_path: Path, online_server, monkeypatch
 ) -> None:
-    settings = make_settings(tmp_path, online_server)
+    settings = make_settings(tmp_path, online_server.endpoint)
     monkeypatch.setenv("FEATURE_STORE_HOME", str(settings.home))
     assert cli.main(["catalog", "--no-serve"]) == 0
     manifest = json.loads((settings.catalog_dir / "manifest.json").read_text())

@@ -9,14 +9,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import publish_rows, synthetic_table
 
-from feature_assets.contract import FeatureService
-from feature_assets.sdk import FeatureReferenceError, FeatureStore
-from feature_assets.training_sets import TrainingSetDriftError
-from resources.entity_source import EntityInputError
+from feature_assets.kernel.contract import FeatureService
+from feature_assets.kernel.errors import (
+    EntityInputError,
+    FeatureReferenceError,
+    TrainingSetDriftError,
+)
+from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
+from tests.builders import publish_rows, synthetic_table
 
 CLICKS = synthetic_table(
     name="user_daily_clicks_7d", ttl=timedelta(days=3), features=("clicks", "value")
@@ -74,7 +77,7 @@ def values(column) -> list:
 
 
 def test_several_tables_and_composite_keys_in_one_call(store) -> None:
-    result = store.get_historical_features(ENTITIES, FEATURES)
+    result = store.get_historical_features(ENTITIES, FEATURES).to_pandas()
     assert list(result.columns) == [
         "user_id",
         "merchant_id",
@@ -102,20 +105,24 @@ def test_every_entity_form_gives_the_same_rows(store, tmp_path, form) -> None:
             "SELECT user_id, 7 AS merchant_id, event_timestamp, 0 AS label FROM user_daily_clicks_7d "
             "ORDER BY event_timestamp, user_id"
         )
-        result = store.get_historical_features(entity, FEATURES)
+        result = store.get_historical_features(entity, FEATURES).to_pandas()
         assert values(result["clicks"]) == [11, 12, 21, 22, 31, 32]
         assert values(result["spend"]) == [101, 102, 201, 202, 301, 302]
         return
-    result = store.get_historical_features(entity, FEATURES)
+    result = store.get_historical_features(entity, FEATURES).to_pandas()
     assert values(result["clicks"]) == EXPECTED_CLICKS and values(result["spend"]) == EXPECTED_SPEND
 
 
 def test_outputs_as_arrow_polars_and_parquet(store, tmp_path) -> None:
-    arrow = store.get_historical_features(ENTITIES, FEATURES, output="arrow")
+    training_set = store.get_historical_features(ENTITIES, FEATURES)
+    assert training_set.columns == [*ENTITIES.columns, "clicks", "spend"]
+    arrow = training_set.to_arrow()
     assert isinstance(arrow, pa.Table) and arrow.column("spend").to_pylist() == EXPECTED_SPEND
-    polars = store.get_historical_features(ENTITIES, FEATURES, output="polars")
+    polars = training_set.to_polars()
     assert isinstance(polars, pl.DataFrame) and polars["clicks"].to_list() == EXPECTED_CLICKS
-    path = store.get_historical_features(ENTITIES, FEATURES, output_path=tmp_path / "train.parquet")
+    pandas = training_set.to_pandas()
+    assert isinstance(pandas, pd.DataFrame) and values(pandas["clicks"]) == EXPECTED_CLICKS
+    path = training_set.to_parquet(tmp_path / "train.parquet")
     assert pq.read_table(path).column("label").to_pylist() == [1, 0, 1, 0]
 
 
@@ -123,13 +130,13 @@ def test_full_feature_names_resolve_ambiguous_features(store) -> None:
     ambiguous = ["user_daily_clicks_7d:value", "user_daily_merchant_spend_30d:value"]
     with pytest.raises(FeatureReferenceError, match=r"\['value'\] come from several tables"):
         store.get_historical_features(ENTITIES, ambiguous)
-    result = store.get_historical_features(ENTITIES, ambiguous, full_feature_names=True)
+    result = store.get_historical_features(ENTITIES, ambiguous, full_feature_names=True).to_pandas()
     assert values(result["user_daily_clicks_7d__value"]) == EXPECTED_CLICKS
     assert values(result["user_daily_merchant_spend_30d__value"]) == EXPECTED_SPEND
 
 
 def test_feature_service_name_stands_for_its_features(store) -> None:
-    result = store.get_historical_features(ENTITIES, "churn_v1")
+    result = store.get_historical_features(ENTITIES, "churn_v1").to_pandas()
     assert values(result["clicks"]) == EXPECTED_CLICKS
     with pytest.raises(FeatureReferenceError, match="unknown feature service 'fraud_v9'"):
         store.get_historical_features(ENTITIES, "fraud_v9")

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
-from conftest import free_port
-from test_registry import YAML_TABLES
+import pytest
 
-from feature_assets.contract import parse_duration
+from feature_assets.kernel.contract import parse_duration
+from tests.builders import BUDGET_FACTOR, free_port, timed, wait_for, yaml_feature_tables
 
 QUERY = """{ assetNodes { assetKey { path } groupName
   owners { ... on UserAssetOwner { email } ... on TeamAssetOwner { team } }
@@ -21,6 +20,9 @@ QUERY = """{ assetNodes { assetKey { path } groupName
   internalFreshnessPolicy { ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
   metadataEntries { label ... on TextMetadataEntry { text } }
   assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
+
+YAML_TABLES = yaml_feature_tables()
+pytestmark = pytest.mark.integration
 
 
 INSTIGATORS = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
@@ -46,22 +48,36 @@ def test_dagster_graphql_shows_owners_group_tags_freshness_and_check_of_every_ta
 ) -> None:
     port = free_port()
     env = {**os.environ, "FEATURE_STORE_HOME": str(tmp_path)}
+    # `dagster dev` starts a webserver, a daemon and a code server that loads the definitions:
+    # a few loads of the code location, whose cost on this machine right now is the unit.
+    _, load = timed(
+        lambda: subprocess.run(
+            [sys.executable, "-c", "from feature_assets.definitions import defs; defs()"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    )
+    log = tmp_path / "dagster_dev.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "feature_assets.cli", "ui", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
         nodes: list = []
-        while time.monotonic() < deadline and len(nodes) < len(YAML_TABLES):
-            time.sleep(2)
+
+        def all_tables_served() -> bool:
+            nonlocal nodes
             try:
                 nodes = graphql(port, QUERY)["assetNodes"]
-            except OSError:
-                continue
+            except (OSError, KeyError, TypeError):
+                return False
+            return len(nodes) >= len(YAML_TABLES)
+
+        wait_for(all_tables_served, BUDGET_FACTOR * 4 * load, "dagster dev serving the tables", log)
         by_key = {"/".join(node["assetKey"]["path"]): node for node in nodes}
         for name, model in YAML_TABLES.items():
             meta = model["feature_table"]

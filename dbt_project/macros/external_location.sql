@@ -1,4 +1,5 @@
-{#- Overrides dbt-duckdb's macro: each run stages its output under the run's own folder. -#}
+{#- Overrides dbt-duckdb's macro: each run stages its output where the offline store says,
+    the `staged_path` var with `{table}` standing for the model's name. -#}
 {%- macro external_location(relation, config) -%}
-  {{- var('staging_dir') }}/{{ relation.identifier }}.{{ config.get('format', 'parquet') }}
+  {{- var('staged_path') | replace('{table}', relation.identifier) }}
 {%- endmacro -%}

@@ -1,4 +1,4 @@
-{%- set window_days = 30 -%}
+{%- set window_days = feature_window_days() | int -%}
 {%- set start_date = build_start_date() -%}
 {%- set end_date = build_end_date() -%}
 

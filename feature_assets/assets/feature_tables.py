@@ -3,13 +3,15 @@
 import json
 import shutil
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from feature_assets.contract import FeatureTable, format_duration
+from feature_assets.kernel.contract import FeatureTable, format_duration
+from feature_assets.kernel.names import FEATURE_TABLE_TAG
 from resources.offline_store import OfflineStore
 
 
@@ -73,7 +75,20 @@ def feature_table_metadata(table: FeatureTable) -> dict[str, Any]:
 
 def feature_table_tags(table: FeatureTable) -> dict[str, str]:
     """Tags to filter the asset graph by: every contract tag, plus one marking feature tables."""
-    return {"feature_table": "", **{tag: "" for tag in table.tags}}
+    return {FEATURE_TABLE_TAG: "", **{tag: "" for tag in table.tags}}
+
+
+def partitioned_dbt_vars(
+    first_day: date, end_day: date, landing_dir: Path, staged_path_template: str
+) -> dict[str, str]:
+    """The dbt vars of one build: the feature dates [first_day, end_day) and where to read
+    and write. Run-specific values only, so the same window always gives the same vars."""
+    return {
+        "start_date": first_day.isoformat(),
+        "end_date": end_day.isoformat(),
+        "landing_dir": str(landing_dir),
+        "staged_path": staged_path_template,
+    }
 
 
 def build_feature_table_assets(
@@ -85,25 +100,27 @@ def build_feature_table_assets(
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
-        select="tag:feature_table",
+        # The contract decides which models are feature tables (their meta), not a dbt tag.
+        select=" ".join(sorted(tables)),
         name="feature_tables",
         partitions_def=partitions_def,
         dagster_dbt_translator=FeatureTableTranslator(tables),
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def feature_tables(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, offline_store: OfflineStore
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        offline_store: dg.ResourceParam[OfflineStore],
     ):
         """Builds the window's rows into this run's staging folder; the check validates and publishes."""
         window = context.partition_time_window
-        staging = offline_store.run_staging_dir(context.run.run_id)
-        staging.mkdir(parents=True, exist_ok=True)
-        dbt_vars = {
-            "start_date": window.start.date().isoformat(),
-            "end_date": window.end.date().isoformat(),
-            "landing_dir": str(landing_dir),
-            "staging_dir": str(staging),
-        }
+        offline_store.run_staging_dir(context.run.run_id).mkdir(parents=True, exist_ok=True)
+        dbt_vars = partitioned_dbt_vars(
+            window.start.date(),
+            window.end.date(),
+            landing_dir,
+            offline_store.staged_path_template(context.run.run_id),
+        )
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
         yield from invocation.stream()
         # Each invocation writes ~1.4 MB (manifest, run results) to its own target folder;

@@ -1,132 +1,45 @@
-"""The feature-table contract: dbt model meta parsed once into a typed `FeatureTable`.
+"""The contract read from a dbt manifest, with every load-time rule applied once.
 
-Everything else (asset specs, pandera schema, online table, joins) takes a `FeatureTable`;
-nothing re-reads YAML or re-parses "30d".
+`load_contract(manifest)` is the one entry: feature tables (`config.meta.feature_table` on
+a model), feature services (`meta.feature_service` on an exposure) and raw sources. A bad
+definition fails here, naming the model, its YAML file and the field, so it fails when the
+definitions load and not at 3 a.m.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-# entity_grain_metric_window: the part after the entity, e.g. "daily_transactions_7d".
-GRAIN_METRIC_WINDOW = r"(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdw])"
-NAME_PATTERN = re.compile(
-    rf"^(?P<entity>[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*?)_{GRAIN_METRIC_WINDOW}$"
+from feature_assets.kernel.contract import (
+    CHECK_NAMES,
+    GRAIN_METRIC_WINDOW,
+    LOGICAL_TYPES,
+    NAME_PATTERN,
+    NUMBER_CHECKS,
+    OWNER_PATTERN,
+    RESERVED_ATTRIBUTES,
+    Contract,
+    FeatureColumn,
+    FeatureService,
+    FeatureTable,
+    RawSource,
+    parse_duration,
 )
-DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
-# Column checks the pandera schema knows how to build (validation.CHECKS).
-CHECK_NAMES = frozenset({"ge", "gt", "le", "lt", "isin", "str_matches"})
-
-# Attributes every online item carries besides its keys and features.
-EVENT_TIMESTAMP_ATTRIBUTE = "event_timestamp"
-CREATED_TIMESTAMP_ATTRIBUTE = "created_timestamp"
-EXPIRY_ATTRIBUTE = "expires_at"
-RESERVED_ATTRIBUTES = frozenset(
-    {EVENT_TIMESTAMP_ATTRIBUTE, CREATED_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE}
-)
-
-# dbt data_type (lower-cased, without precision) -> logical type used by every consumer.
-LOGICAL_TYPES = {
-    "bigint": "int",
-    "integer": "int",
-    "int": "int",
-    "smallint": "int",
-    "double": "float",
-    "float": "float",
-    "real": "float",
-    "decimal": "float",
-    "numeric": "float",
-    "varchar": "str",
-    "string": "str",
-    "text": "str",
-    "boolean": "bool",
-    "bool": "bool",
-    "timestamp": "timestamp",
-    "date": "date",
-}
+from feature_assets.kernel.errors import FeatureDefinitionError
+from feature_assets.kernel.names import DEFAULT_PARTITION_COLUMN
+from feature_assets.kernel.refresh_policy import check_refresh_policy
 
 
-class FeatureDefinitionError(ValueError):
-    """A feature table's definition (dbt model + YAML meta) is invalid."""
-
-
-@dataclass(frozen=True)
-class FeatureColumn:
-    name: str
-    logical_type: str
-    description: str = ""
-    data_type: str = ""  # as written in the YAML, e.g. "bigint"
-
-    @property
-    def type_name(self) -> str:
-        """The YAML's data_type, or the logical type for a table defined in code."""
-        return self.data_type or self.logical_type
-
-    nullable: bool = True
-    checks: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    name: str
-    description: str
-    entity: str
-    keys: tuple[str, ...]
-    key_types: Mapping[str, str]
-    timestamp: str
-    created_timestamp: str | None
-    partition_column: str
-    ttl: timedelta | None
-    freshness: timedelta | None
-    owner: str
-    online: bool
-    tags: tuple[str, ...]
-    features: tuple[FeatureColumn, ...]
-    source_tables: tuple[str, ...] = ()
-
-    @property
-    def window(self) -> timedelta:
-        """The window in the name: a row for feature date f reads source days [f - window, f]."""
-        match = NAME_PATTERN.match(self.name)
-        if match is None:
-            raise FeatureDefinitionError(f"feature table {self.name!r}: name has no window")
-        return parse_duration(match.group("window"))
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(feature.name for feature in self.features)
-
-    def feature(self, name: str) -> FeatureColumn:
-        for feature in self.features:
-            if feature.name == name:
-                return feature
-        raise KeyError(f"feature table {self.name!r} has no feature {name!r}")
-
-
-def parse_duration(raw: str) -> timedelta:
-    """'30d', '12h', '2w' -> timedelta; ValueError for anything else, zero included."""
-    match = DURATION_PATTERN.match(str(raw))
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"{raw!r} is not a positive duration like '30d' or '12h'")
-    amount, unit = match.groups()
-    return timedelta(**{DURATION_UNITS[unit]: int(amount)})
-
-
-def format_duration(value: timedelta | None) -> str | None:
-    """The shortest contract spelling of a duration: 30 days -> '30d', 36 hours -> '36h'."""
-    if value is None:
-        return None
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+def load_contract(manifest: Mapping[str, Any]) -> Contract:
+    tables = load_feature_tables(manifest)
+    return Contract(
+        tables=tables,
+        services=load_feature_services(manifest, tables),
+        sources=load_raw_sources(manifest),
+    )
 
 
 class _NodeErrors:
@@ -143,11 +56,11 @@ class _NodeErrors:
         )
 
 
-def _logical_type(data_type: str | None, *, error: _NodeErrors, column: str) -> str:
+def _logical_type(data_type: Any, *, error: _NodeErrors, column: str) -> str:
     field_name = f"columns.{column}.data_type"
     if not data_type:
         raise error(field_name, f"column {column!r} has no data_type")
-    base = data_type.lower().split("(")[0].strip()
+    base = str(data_type).lower().split("(")[0].strip()
     if base not in LOGICAL_TYPES:
         raise error(
             field_name,
@@ -167,6 +80,43 @@ def _duration(meta: Mapping[str, Any], field_name: str, error: _NodeErrors) -> t
         raise error(field_name, str(problem)) from None
 
 
+def _bool(
+    values: Mapping[str, Any], name: str, default: bool, error: _NodeErrors, where: str
+) -> bool:
+    # YAML `online: "false"` is a string, and bool("false") is True: refuse, never guess.
+    value = values.get(name, default)
+    if not isinstance(value, bool):
+        raise error(where, f"must be true or false, not {value!r}")
+    return value
+
+
+def _strings(value: Any, error: _NodeErrors, where: str) -> tuple[str, ...]:
+    # `keys: user_id` would iterate as ('u', 's', ...): a list is required.
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise error(where, f"must be a list of names, not {value!r}")
+    return tuple(value)
+
+
+def _checks(column_meta: Mapping[str, Any], error: _NodeErrors, column: str) -> dict[str, Any]:
+    where = f"columns.{column}.meta.checks"
+    checks = column_meta.get("checks") or {}
+    if not isinstance(checks, Mapping):
+        raise error(where, f"must map check names to arguments, not {checks!r}")
+    unknown = sorted(set(checks) - CHECK_NAMES)
+    if unknown:
+        raise error(where, f"unknown checks {unknown}; use {sorted(CHECK_NAMES)}")
+    for name, argument in checks.items():
+        if name in NUMBER_CHECKS and (
+            isinstance(argument, bool) or not isinstance(argument, int | float)
+        ):
+            raise error(f"{where}.{name}", f"bound must be a number, not {argument!r}")
+        if name == "isin" and not isinstance(argument, list):
+            raise error(f"{where}.{name}", f"must be a list of allowed values, not {argument!r}")
+        if name == "str_matches" and not isinstance(argument, str):
+            raise error(f"{where}.{name}", f"must be a regular expression string, not {argument!r}")
+    return dict(checks)
+
+
 def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
     """Parse one dbt manifest node (a model with `config.meta.feature_table`)."""
     name = node["name"]
@@ -174,6 +124,8 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
     meta = (node.get("config") or {}).get("meta", {}).get("feature_table")
     if meta is None:
         raise error("meta.feature_table", "the model declares no feature_table block")
+    if not isinstance(meta, Mapping):
+        raise error("meta.feature_table", f"must be a mapping of fields, not {meta!r}")
     if not NAME_PATTERN.match(name):
         raise error(
             "name",
@@ -185,11 +137,18 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
             raise error(field_name, "is required")
         return meta[field_name]
 
+    def column_name(field_name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise error(field_name, f"must be a column name, not {value!r}")
+        return value
+
     columns: dict[str, Mapping[str, Any]] = dict(node.get("columns") or {})
-    keys = tuple(required("keys"))
-    timestamp = required("timestamp")
+    keys = _strings(required("keys"), error, "keys")
+    timestamp = column_name("timestamp", required("timestamp"))
     created = meta.get("created_timestamp")
-    partition_column = meta.get("partition", "feature_date")
+    if created is not None:
+        created = column_name("created_timestamp", created)
+    partition_column = column_name("partition", meta.get("partition", DEFAULT_PARTITION_COLUMN))
     for field_name, column in [("keys", k) for k in keys] + [
         ("timestamp", timestamp),
         ("created_timestamp", created),
@@ -203,31 +162,27 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
     owner = str(required("owner"))
     if not OWNER_PATTERN.match(owner):
         raise error("owner", f"{owner!r} must be an email or 'team:<name>'")
+    tags = _strings(meta.get("tags", []), error, "tags")
 
     structural = {*keys, timestamp, created, partition_column}
     features = []
-    for column_name, column in columns.items():
-        logical = _logical_type(column.get("data_type"), error=error, column=column_name)
-        if column_name in structural:
+    for column_name_, column in columns.items():
+        logical = _logical_type(column.get("data_type"), error=error, column=column_name_)
+        if column_name_ in structural:
             continue
-        if column_name in RESERVED_ATTRIBUTES:
-            raise error(f"columns.{column_name}", "feature uses a reserved online attribute name")
+        if column_name_ in RESERVED_ATTRIBUTES:
+            raise error(f"columns.{column_name_}", "feature uses a reserved online attribute name")
         column_meta = column.get("meta") or {}
-        checks = dict(column_meta.get("checks") or {})
-        unknown = sorted(set(checks) - CHECK_NAMES)
-        if unknown:
-            raise error(
-                f"columns.{column_name}.meta.checks",
-                f"unknown checks {unknown}; use {sorted(CHECK_NAMES)}",
-            )
         features.append(
             FeatureColumn(
-                name=column_name,
+                name=column_name_,
                 logical_type=logical,
                 description=(column.get("description") or "").strip(),
                 data_type=str(column["data_type"]),
-                nullable=bool(column_meta.get("nullable", True)),
-                checks=checks,
+                nullable=_bool(
+                    column_meta, "nullable", True, error, f"columns.{column_name_}.meta.nullable"
+                ),
+                checks=_checks(column_meta, error, column_name_),
             )
         )
     if not features:
@@ -240,7 +195,7 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
             raise error("keys", f"key {key!r} must be an integer or string, not {logical}")
         key_types[key] = logical
 
-    return FeatureTable(
+    table = FeatureTable(
         name=name,
         description=(node.get("description") or "").strip(),
         entity=entity,
@@ -252,8 +207,8 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
         ttl=_duration(meta, "ttl", error),
         freshness=_duration(meta, "freshness", error),
         owner=owner,
-        online=bool(meta.get("online", True)),
-        tags=tuple(str(tag) for tag in meta.get("tags", [])),
+        online=_bool(meta, "online", True, error, "online"),
+        tags=tags,
         features=tuple(features),
         source_tables=tuple(
             ".".join(dep.split(".")[-2:])
@@ -261,6 +216,8 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
             if dep.startswith("source.")
         ),
     )
+    check_refresh_policy(table)
+    return table
 
 
 def load_feature_tables(manifest: Mapping[str, Any]) -> dict[str, FeatureTable]:
@@ -283,22 +240,6 @@ def load_feature_tables(manifest: Mapping[str, Any]) -> dict[str, FeatureTable]:
     return tables
 
 
-@dataclass(frozen=True)
-class FeatureService:
-    """A named list of `table:feature` references a model consumes (a dbt exposure)."""
-
-    name: str
-    features: tuple[str, ...]
-    description: str = ""
-    owner: str | None = None
-    # Output columns are named table__feature; required when two tables share a feature name.
-    full_feature_names: bool = False
-
-    @property
-    def table_names(self) -> frozenset[str]:
-        return frozenset(reference.partition(":")[0] for reference in self.features)
-
-
 def load_feature_services(
     manifest: Mapping[str, Any], tables: Mapping[str, FeatureTable]
 ) -> dict[str, FeatureService]:
@@ -310,22 +251,30 @@ def load_feature_services(
         if spec is None:
             continue
         name = node["name"]
+        path = node.get("original_file_path")
+        where = f"feature service {name!r}" + (f" ({path})" if path else "")
         references = tuple(spec.get("features") or ())
         if not references:
-            raise FeatureDefinitionError(f"feature service {name!r}: 'features' lists no feature")
+            raise FeatureDefinitionError(f"{where}, field 'features': lists no feature")
         for reference in references:
             table_name, _, feature = str(reference).partition(":")
             if table_name not in tables:
                 raise FeatureDefinitionError(
-                    f"feature service {name!r}: {reference!r} names unknown feature table {table_name!r}"
+                    f"{where}, field 'features': {reference!r} names unknown feature table "
+                    f"{table_name!r}"
                 )
             if feature not in tables[table_name].feature_names:
                 raise FeatureDefinitionError(
-                    f"feature service {name!r}: feature table {table_name!r} has no feature {feature!r}"
+                    f"{where}, field 'features': feature table {table_name!r} has no feature "
+                    f"{feature!r}"
                 )
-        full_names = bool(spec.get("full_feature_names", False))
+        full_names = spec.get("full_feature_names", False)
+        if not isinstance(full_names, bool):
+            raise FeatureDefinitionError(
+                f"{where}, field 'full_feature_names': must be true or false, not {full_names!r}"
+            )
         if not full_names:
-            _reject_name_collisions(name, references)
+            _reject_name_collisions(where, references)
         owner = (node.get("owner") or {}).get("email")
         services[name] = FeatureService(
             name, references, (node.get("description") or "").strip(), owner, full_names
@@ -333,7 +282,7 @@ def load_feature_services(
     return services
 
 
-def _reject_name_collisions(service: str, references: tuple[str, ...]) -> None:
+def _reject_name_collisions(where: str, references: tuple[str, ...]) -> None:
     tables_by_feature: dict[str, set[str]] = {}
     for reference in references:
         table_name, _, feature = reference.partition(":")
@@ -341,6 +290,24 @@ def _reject_name_collisions(service: str, references: tuple[str, ...]) -> None:
     for feature, table_names in sorted(tables_by_feature.items()):
         if len(table_names) > 1:
             raise FeatureDefinitionError(
-                f"feature service {service!r}, field 'features': feature {feature!r} comes from "
+                f"{where}, field 'features': feature {feature!r} comes from "
                 f"{sorted(table_names)}; rename one or set full_feature_names: true"
             )
+
+
+def load_raw_sources(manifest: Mapping[str, Any]) -> dict[str, RawSource]:
+    """Every dbt source of the manifest, by `source_name.name`."""
+    sources = {}
+    for node in (manifest.get("sources") or {}).values():
+        source = RawSource(
+            source_name=node["source_name"],
+            name=node["name"],
+            description=(node.get("description") or "").strip(),
+            columns={
+                name: (column.get("description") or "").strip()
+                for name, column in (node.get("columns") or {}).items()
+            },
+            landing_partition=(node.get("meta") or {}).get("landing_partition"),
+        )
+        sources[source.key] = source
+    return sources

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from feature_assets.contract import FeatureDefinitionError, FeatureTable, format_duration
+from feature_assets.kernel.contract import FeatureTable, format_duration
+from feature_assets.kernel.errors import FeatureDefinitionError
 
 PARTITION = timedelta(days=1)
 INTERVALS = tuple(timedelta(hours=h) for h in (24, 12, 8, 6, 4, 3, 2, 1))

@@ -9,16 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from feature_assets.kernel.contract import FeatureRequest
 from resources.offline_store import OfflineStore, partition_day
-from resources.point_in_time import FeatureRequest
 
 MANIFEST = "manifest.json"
 DATA = "data.parquet"
 ENTITIES = "entities.parquet"
-
-
-class TrainingSetDriftError(RuntimeError):
-    """A partition a saved training set was built from has changed or disappeared since."""
 
 
 def digest(path: Path) -> str:

@@ -1,21 +1,16 @@
 """The online-sync asset of each online feature table: published rows -> DynamoDB, newer-wins."""
 
-import botocore.exceptions
 import dagster as dg
 from pydantic import Field
 
-from feature_assets.contract import FeatureTable, format_duration
-from feature_assets.dbt_assets import feature_table_tags
-from feature_assets.partitions import days_in
+from feature_assets.assets.feature_tables import feature_table_tags
+from feature_assets.kernel.contract import FeatureTable, format_duration
+from feature_assets.kernel.dates import days_in
+from feature_assets.kernel.errors import StoreUnavailableError
+from feature_assets.kernel.names import online_asset_path, online_sync_pool, table_asset_path
 from resources.offline_store import OfflineStore
-from resources.online_store import OnlineStore, OnlineStoreError
+from resources.online_store import OnlineStore
 
-# Connection refused / timed out / closed, or throttling that outlasted botocore's retries.
-TRANSIENT_ERRORS = (
-    botocore.exceptions.ConnectionError,
-    botocore.exceptions.HTTPClientError,
-    OnlineStoreError,
-)
 SYNC_RETRIES = 4
 SYNC_RETRY_BASE_SECONDS = 5
 
@@ -28,7 +23,7 @@ class OnlineSyncConfig(dg.Config):
 
 
 def online_asset_key(table: FeatureTable) -> dg.AssetKey:
-    return dg.AssetKey(["online", table.name])
+    return dg.AssetKey(online_asset_path(table.name))
 
 
 def build_online_sync_asset(
@@ -36,11 +31,10 @@ def build_online_sync_asset(
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=online_asset_key(table),
-        deps=[dg.AssetKey(table.name)],
+        deps=[dg.AssetKey(table_asset_path(table.name))],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        # One writer per table keeps the newer-wins decision valid until it is written.
-        pool=f"online_sync_{table.name}",
+        pool=online_sync_pool(table.name),
         group_name=table.entity,
         owners=[table.owner],
         kinds={"dynamodb"},
@@ -55,19 +49,21 @@ def build_online_sync_asset(
     def _sync(
         context: dg.AssetExecutionContext,
         config: OnlineSyncConfig,
-        offline_store: OfflineStore,
-        online_store: OnlineStore,
+        offline_store: dg.ResourceParam[OfflineStore],
+        online_store: dg.ResourceParam[OnlineStore],
     ) -> dg.MaterializeResult:
-        days = days_in(context.partition_time_window)
-        rows = offline_store.rows_to_serve(table, days, force=config.force)
+        window = context.partition_time_window
+        rows = offline_store.rows_to_serve(
+            table, days_in(window.start, window.end), force=config.force
+        )
         try:
             written = online_store.write_rows(table, rows)
-        except TRANSIENT_ERRORS as error:
-            # The store is down or throttling beyond botocore's own retries: wait and rerun the
-            # step (writes are idempotent). Validation failures never get here: they stop the
-            # run at the blocking check, so they are not retried.
+        except StoreUnavailableError as error:
+            # Down or throttling beyond botocore's own retries: wait and rerun the step (writes
+            # are idempotent). Validation failures never get here: they stop the run at the
+            # blocking check, so they are not retried.
             wait = min(SYNC_RETRY_BASE_SECONDS * 2**context.retry_number, 120)
-            context.log.warning(f"online store unavailable ({error}); retrying in {wait}s")
+            context.log.warning(f"{error}; retrying in {wait}s")
             raise dg.RetryRequested(max_retries=SYNC_RETRIES, seconds_to_wait=wait) from error
         return dg.MaterializeResult(
             metadata={"items_written": written, "online_table": online_store.table_name(table)}

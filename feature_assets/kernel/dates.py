@@ -1,28 +1,19 @@
-"""Daily partitions: the days a partition window covers, and day ranges as single runs."""
-
-from __future__ import annotations
+"""Daily partitions as plain dates: the days a window covers, day ranges, the newest day."""
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-import dagster as dg
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from feature_assets.kernel.names import RANGE_END_TAG, RANGE_START_TAG
 
 
-def days_in(window: dg.TimeWindow) -> list[date]:
-    return days_between(window.start.date(), window.end.date() - timedelta(days=1))
+def days_in(start: datetime, end: datetime) -> list[date]:
+    """The days of a partition time window [start, end)."""
+    return days_between(start.date(), end.date() - timedelta(days=1))
 
 
 def days_between(first: date, last: date) -> list[date]:
     """first..last, both included."""
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """Run tags that make one run cover first..last (inclusive) as a single-run backfill."""
-    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
 def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -36,7 +27,12 @@ def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
     return ranges
 
 
-def last_complete_day(partitions_def: dg.DailyPartitionsDefinition, now: datetime) -> date | None:
+def last_complete_day(first_partition: date, now: datetime) -> date | None:
     """The newest daily partition at `now`: yesterday (UTC), or None before the first one."""
     last = now.astimezone(UTC).date() - timedelta(days=1)
-    return last if last >= partitions_def.start.date() else None
+    return last if last >= first_partition else None
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags that make one run cover first..last (inclusive) as a single-run backfill."""
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}

@@ -2,34 +2,33 @@
 
 import dagster as dg
 
-from feature_assets.contract import FeatureTable
-from feature_assets.partitions import days_in
-from feature_assets.validation import PartitionValidationError, validate_partition
+from feature_assets.kernel.contract import FeatureTable
+from feature_assets.kernel.dates import days_in
+from feature_assets.kernel.errors import PartitionValidationError
+from feature_assets.kernel.names import PUBLISH_CHECK, publish_pool, table_asset_path
+from feature_assets.validation import validate_partition
 from resources.offline_store import OfflineStore
-
-CHECK_NAME = "validated_and_published"
-FIRST_DAY, LAST_DAY = "first_day", "last_day"
 
 
 def build_publish_check(
     table: FeatureTable, partitions_def: dg.DailyPartitionsDefinition
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(table.name),
-        name=CHECK_NAME,
+        asset=dg.AssetKey(table_asset_path(table.name)),
+        name=PUBLISH_CHECK,
         blocking=True,
         partitions_def=partitions_def,
-        # Two runs never replace the same table's days at once (limit 1 in dagster.yaml).
-        pool=f"publish_{table.name}",
+        pool=publish_pool(table.name),
         description=(
             f"Validates the built partition of {table.name} against its pandera schema and, "
             "only if it passes, publishes it for training sets and the online sync."
         ),
     )
     def _check(
-        context: dg.AssetCheckExecutionContext, offline_store: OfflineStore
+        context: dg.AssetCheckExecutionContext, offline_store: dg.ResourceParam[OfflineStore]
     ) -> dg.AssetCheckResult:
-        days = days_in(context.partition_time_window)
+        window = context.partition_time_window
+        days = days_in(window.start, window.end)
         staged = offline_store.read_staged(table, context.run.run_id)
         try:
             validate_partition(table, staged, days)
@@ -45,13 +44,12 @@ def build_publish_check(
         offline_store.discard_staged(table, context.run.run_id)
         return dg.AssetCheckResult(
             passed=True,
-            # The days this evaluation published: the online-sync sensor syncs exactly these.
             metadata={
                 "rows": len(staged),
                 "published": True,
                 "days": len(rows_per_day),
-                FIRST_DAY: days[0].isoformat(),
-                LAST_DAY: days[-1].isoformat(),
+                "first_day": days[0].isoformat(),
+                "last_day": days[-1].isoformat(),
             },
         )
 

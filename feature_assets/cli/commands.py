@@ -1,0 +1,180 @@
+"""The CLI's commands: each takes the parsed arguments and the settings, returns an exit code.
+
+Dagster is imported only by the commands that run or serve it, so discovery and reads start
+fast.
+"""
+
+import argparse
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from feature_assets.cli import render
+from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
+from feature_assets.registry import Registry
+from feature_assets.sdk import FeatureStore
+from resources.dbt_manifest import dbt_executable
+from resources.local_dynamodb import reset_signals, running_server, start_server, stop_server
+from resources.settings import PROJECT_ROOT, Settings
+
+
+def yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def cmd_online_store(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "start":
+        server = start_server(settings.home, args.port, args.server)
+        print(f"{server.kind} online store on {server.endpoint} (pid {server.pid})")
+    elif args.action == "stop":
+        print("stopped" if stop_server(settings.home) else "no online store was running")
+    else:
+        server = running_server(settings.home)
+        print(f"{server.kind} on {server.endpoint} (pid {server.pid})" if server else "not running")
+        return 0 if server else 1
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    spec = DemoDataSpec(
+        users=args.users,
+        transactions_per_day=args.transactions_per_day,
+        app_events_per_day=3 * args.users,
+        seed=args.seed,
+    )
+    last = args.last_day or yesterday()
+    first = last - timedelta(days=args.days - 1)
+    paths = generate_landing_data(settings.landing_dir, first, last + timedelta(days=1), spec)
+    print(
+        f"landed {len(paths)} files: {', '.join(DAILY_SOURCES)} for {first}..{last}, "
+        f"and the merchant list, in {settings.landing_dir}"
+    )
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """One single-run range over first..last, with a progress bar over its steps."""
+    import dagster as dg
+
+    from feature_assets.assets.build import build_definitions
+    from feature_assets.assets.online_sync import online_asset_key
+    from feature_assets.assets.runs import materialize_with_progress, persistent_instance
+    from feature_assets.kernel.names import table_asset_path
+
+    registry = _registry(settings)
+    chosen = [registry.table(name) for name in args.table] if args.table else registry.tables.values()
+    chosen = list(chosen)
+    synced = [] if args.no_sync else [t for t in chosen if t.online]
+    selection = [dg.AssetKey(table_asset_path(t.name)) for t in chosen]
+    selection += [online_asset_key(t) for t in synced]
+    result = materialize_with_progress(
+        build_definitions(settings),
+        persistent_instance(settings),
+        args.first_day,
+        args.last_day,
+        asset_selection=selection,
+        # one dbt step, one publish check per table, one sync per online table
+        steps=1 + len(chosen) + len(synced),
+    )
+    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
+    return 0 if result.success else 1
+
+
+def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
+    store = FeatureStore.from_settings(settings)
+    for table in store.tables.values():
+        if table.online:
+            written = store.online.write_rows(table, store.offline.latest_rows(table))
+            print(f"{table.name}: {written} items written to {store.online.table_name(table)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_assets.feature_server import make_server
+
+    token = os.environ.get("FEATURE_STORE_SERVER_TOKEN") or None
+    server = make_server(FeatureStore.from_settings(settings), args.host, args.port, token=token)
+    print(
+        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})"
+    )
+    reset_signals()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_assets.assets.runs import prepare_dagster_home
+
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(prepare_dagster_home(settings.dagster_home)),
+        # `dagster dev` re-parses the dbt project with whatever `dbt` is on PATH: ours.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
+    command += ["-h", "127.0.0.1", "-p", str(args.port)]
+    # Become `dagster dev` with default signal handling, so it stops by pid even when a
+    # non-interactive shell started us with SIGINT/SIGTERM ignored.
+    reset_signals()
+    os.chdir(PROJECT_ROOT)
+    os.execve(sys.executable, command, env)
+
+
+def _registry(settings: Settings) -> Registry:
+    store = FeatureStore.from_settings(settings)
+    return Registry(store.tables, store.services, store.offline)
+
+
+def cmd_tables(args: argparse.Namespace, settings: Settings) -> int:
+    render.print_rows(_registry(settings).table_summaries(), args.json)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    render.print_rows(_registry(settings).feature_summaries(args.table), args.json)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
+    render.print_details(_registry(settings).describe(args.table), args.json)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    hits = _registry(settings).search(" ".join(args.words))
+    render.print_rows(render.search_rows(hits), args.json)
+    return 0 if hits else 1
+
+
+def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit status 1 when a table is past its freshness SLA, for cron or CI monitors."""
+    rows = _registry(settings).freshness(args.now or datetime.now(UTC))
+    render.print_rows(render.freshness_rows(rows), args.json)
+    return 1 if any(r.stale for r in rows) else 0
+
+
+def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from feature_assets.catalog import generate_catalog
+
+    registry = _registry(settings)
+    target = generate_catalog(
+        settings.dbt_project_dir, settings.catalog_dir, registry.tables, registry.services
+    )
+    print(f"catalog of {len(registry.tables)} feature tables written to {target}")
+    if args.no_serve:
+        return 0
+    print(f"serving it on http://{args.host}:{args.port}")
+    command = [dbt_executable(), "docs", "serve", "--no-browser", "--target-path", str(target)]
+    command += ["--host", args.host, "--port", str(args.port)]
+    command += ["--project-dir", str(settings.dbt_project_dir)]
+    command += ["--profiles-dir", str(settings.dbt_project_dir)]
+    # Become the docs server with default signal handling, so it stops by pid (as `ui`).
+    reset_signals()
+    sys.stdout.flush()
+    os.execv(command[0], command)

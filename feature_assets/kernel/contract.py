@@ -1,0 +1,253 @@
+"""The contract's types: feature tables, services, feature requests and raw sources.
+
+`kernel.manifest` parses them once from the dbt manifest; everything else (asset specs, the
+pandera schema, online tables, joins, schedules) takes these frozen objects, and nothing
+re-reads YAML or re-parses "30d".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from feature_assets.kernel.errors import FeatureDefinitionError, FeatureReferenceError
+
+# entity_grain_metric_window: the part after the entity, e.g. "daily_transactions_7d".
+GRAIN_METRIC_WINDOW = r"(?P<grain>hourly|daily|weekly|monthly)_[a-z][a-z0-9_]*_(?P<window>\d+[hdw])"
+NAME_PATTERN = re.compile(
+    rf"^(?P<entity>[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*?)_{GRAIN_METRIC_WINDOW}$"
+)
+DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+# Column checks and the argument each takes; validation maps each name to pandera's check
+# of the same name, so this is the one list of them.
+NUMBER_CHECKS = ("ge", "gt", "le", "lt")
+CHECK_NAMES = frozenset({*NUMBER_CHECKS, "isin", "str_matches"})
+
+# Attributes every online item carries besides its keys and features.
+EVENT_TIMESTAMP_ATTRIBUTE = "event_timestamp"
+CREATED_TIMESTAMP_ATTRIBUTE = "created_timestamp"
+EXPIRY_ATTRIBUTE = "expires_at"
+RESERVED_ATTRIBUTES = frozenset(
+    {EVENT_TIMESTAMP_ATTRIBUTE, CREATED_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE}
+)
+
+# dbt data_type (lower-cased, without precision) -> logical type used by every consumer.
+LOGICAL_TYPES = {
+    "bigint": "int",
+    "integer": "int",
+    "int": "int",
+    "smallint": "int",
+    "double": "float",
+    "float": "float",
+    "real": "float",
+    "decimal": "float",
+    "numeric": "float",
+    "varchar": "str",
+    "string": "str",
+    "text": "str",
+    "boolean": "bool",
+    "bool": "bool",
+    "timestamp": "timestamp",
+    "date": "date",
+}
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    name: str
+    logical_type: str
+    description: str = ""
+    data_type: str = ""  # as written in the YAML, e.g. "bigint"
+    nullable: bool = True
+    checks: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def type_name(self) -> str:
+        """The YAML's data_type, or the logical type for a table defined in code."""
+        return self.data_type or self.logical_type
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    name: str
+    description: str
+    entity: str
+    keys: tuple[str, ...]
+    key_types: Mapping[str, str]
+    timestamp: str
+    created_timestamp: str | None
+    partition_column: str
+    ttl: timedelta | None
+    freshness: timedelta | None
+    owner: str
+    online: bool
+    tags: tuple[str, ...]
+    features: tuple[FeatureColumn, ...]
+    source_tables: tuple[str, ...] = ()
+    # The window in the name, parsed once: a row for feature date f reads source days
+    # [f - window, f]. Derived from the name when not given.
+    window: timedelta = field(default=timedelta(0))
+
+    def __post_init__(self) -> None:
+        if not self.window:
+            match = NAME_PATTERN.match(self.name)
+            if match is None:
+                raise FeatureDefinitionError(
+                    f"feature table {self.name!r}, field 'name': has no window; "
+                    "use entity_grain_metric_window, for example 'user_daily_transactions_7d'"
+                )
+            object.__setattr__(self, "window", parse_duration(match.group("window")))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(feature.name for feature in self.features)
+
+    def feature(self, name: str) -> FeatureColumn:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise FeatureReferenceError(
+            f"feature table {self.name!r} has no feature {name!r}; it has {list(self.feature_names)}"
+        )
+
+
+# Longer than any sensible ttl or freshness, and far inside what datetime arithmetic allows.
+MAX_DURATION = timedelta(days=36_500)
+
+
+def parse_duration(raw: str) -> timedelta:
+    """'30d', '12h', '2w' -> timedelta; ValueError for anything else, zero or over 100 years."""
+    match = DURATION_PATTERN.match(str(raw)) if isinstance(raw, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{raw!r} is not a positive duration like '30d' or '12h'")
+    amount, unit = match.groups()
+    try:
+        value = timedelta(**{DURATION_UNITS[unit]: int(amount)})
+    except OverflowError:
+        value = MAX_DURATION * 2
+    if value > MAX_DURATION:
+        raise ValueError(f"{raw!r} is longer than {MAX_DURATION.days} days")
+    return value
+
+
+def format_duration(value: timedelta | None) -> str | None:
+    """The shortest contract spelling of a duration: 30 days -> '30d', 36 hours -> '36h'."""
+    if value is None:
+        return None
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named list of `table:feature` references a model consumes (a dbt exposure)."""
+
+    name: str
+    features: tuple[str, ...]
+    description: str = ""
+    owner: str | None = None
+    # Output columns are named table__feature; required when two tables share a feature name.
+    full_feature_names: bool = False
+
+    @property
+    def table_names(self) -> frozenset[str]:
+        return frozenset(reference.partition(":")[0] for reference in self.features)
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """The features asked of one table in one call, in the order asked."""
+
+    table: FeatureTable
+    features: tuple[str, ...]
+
+    def output_names(self, full_feature_names: bool) -> tuple[str, ...]:
+        if full_feature_names:
+            return tuple(f"{self.table.name}__{feature}" for feature in self.features)
+        return self.features
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """A dbt source: raw data landing as Parquet, daily or replaced whole."""
+
+    source_name: str
+    name: str
+    description: str
+    columns: Mapping[str, str]
+    # Hive partition column of a daily landing folder; None for a dimension replaced whole.
+    landing_partition: str | None
+
+    @property
+    def key(self) -> str:
+        """`source_name.name`, as feature tables list their sources."""
+        return f"{self.source_name}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Everything the dbt project defines, parsed once: tables, services and raw sources."""
+
+    tables: Mapping[str, FeatureTable]
+    services: Mapping[str, FeatureService]
+    sources: Mapping[str, RawSource]
+
+
+def resolve_features(
+    contract: Contract, features: Sequence[str] | str, *, full_feature_names: bool = False
+) -> list[FeatureRequest]:
+    """`table:feature` references (or a feature service name) grouped per table, in order."""
+    if isinstance(features, str):
+        service = contract.services.get(features)
+        if service is None:
+            raise FeatureReferenceError(
+                f"unknown feature service {features!r}; known: {sorted(contract.services)}"
+            )
+        features = service.features
+    if not isinstance(features, Sequence) or not features:
+        raise FeatureReferenceError(
+            "features must be a non-empty list of 'table:feature' strings or a service name"
+        )
+    by_table: dict[str, list[str]] = {}
+    for reference in features:
+        if not isinstance(reference, str):
+            raise FeatureReferenceError(
+                f"feature reference {reference!r} is not a 'table:feature' string"
+            )
+        table_name, sep, feature = reference.partition(":")
+        if not sep or not feature:
+            raise FeatureReferenceError(f"feature reference {reference!r} is not 'table:feature'")
+        table = contract.tables.get(table_name)
+        if table is None:
+            raise FeatureReferenceError(
+                f"unknown feature table {table_name!r} in {reference!r}; "
+                f"known: {sorted(contract.tables)}"
+            )
+        table.feature(feature)  # names the table and its features when unknown
+        by_table.setdefault(table_name, [])
+        if feature not in by_table[table_name]:
+            by_table[table_name].append(feature)
+    requests = [FeatureRequest(contract.tables[t], tuple(fs)) for t, fs in by_table.items()]
+    names = [name for r in requests for name in r.output_names(full_feature_names)]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise FeatureReferenceError(
+            f"feature names {clashes} come from several tables; pass full_feature_names=True"
+        )
+    return requests
+
+
+def uses_full_feature_names(
+    contract: Contract, features: Sequence[str] | str, requested: bool
+) -> bool:
+    """A feature service that serves clashing names always uses table__feature names."""
+    service = contract.services.get(features) if isinstance(features, str) else None
+    return requested or bool(service and service.full_feature_names)

@@ -1,0 +1,58 @@
+"""Names shared across layers: asset keys, the publish check, pools, jobs, sensors, tags.
+
+Plain strings and tuples, so the kernel needs no Dagster; the wiring wraps asset key paths
+in `dg.AssetKey`. A name used in two places is written here once.
+"""
+
+# The daily partition column every feature table is published by, unless its meta says otherwise.
+DEFAULT_PARTITION_COLUMN = "feature_date"
+
+# The blocking check that validates a built partition and alone publishes it.
+PUBLISH_CHECK = "validated_and_published"
+
+PIPELINE_JOB = "feature_pipeline"
+LANDING_SENSOR = "raw_landing_sensor"
+ONLINE_SYNC_SENSOR = "online_sync_sensor"
+RAW_GROUP = "raw_sources"
+
+# Tag on every feature table asset (and on its online table), to filter the asset graph by.
+FEATURE_TABLE_TAG = "feature_table"
+# Run tags that make one run cover a day range as a single-run backfill (Dagster's own names).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+TRIGGER_TAG = "feature_store/trigger"
+
+# Parquet key-value metadata of a published day: the run that published it.
+PUBLISHED_BY_RUN = "feature_store.run_id"
+
+
+def table_asset_path(table_name: str) -> tuple[str, ...]:
+    return (table_name,)
+
+
+def online_asset_path(table_name: str) -> tuple[str, ...]:
+    return ("online", table_name)
+
+
+def online_sync_step(table_name: str) -> str:
+    """The step key of a table's online sync in a run (Dagster joins the path with '__')."""
+    return "__".join(online_asset_path(table_name))
+
+
+def publish_pool(table_name: str) -> str:
+    """Two runs never replace the same table's days at once (pool limit 1)."""
+    return f"publish_{table_name}"
+
+
+def online_sync_pool(table_name: str) -> str:
+    """One writer per online table keeps the newer-wins decision valid until it is written."""
+    return f"online_sync_{table_name}"
+
+
+def refresh_job(table_name: str) -> str:
+    return f"refresh_{table_name}"
+
+
+def raw_source_path(source_name: str, name: str) -> tuple[str, ...]:
+    """dagster-dbt's default key of a dbt source, so feature tables depend on these specs."""
+    return (source_name, name)

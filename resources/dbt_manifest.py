@@ -1,0 +1,73 @@
+"""The dbt project's manifest: built when stale, read once into the contract.
+
+Plain `dbt` subprocesses, so the SDK and the CLI reach the contract without importing
+Dagster; the Dagster wiring builds its `DbtProject` on the same manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from feature_assets.kernel.contract import Contract
+from feature_assets.kernel.errors import FeatureDefinitionError
+from feature_assets.kernel.manifest import load_contract
+
+# What a manifest is built from; an edit to any of them makes it stale.
+PROJECT_SOURCES = ("dbt_project.yml", "models", "macros")
+TARGET = "target"
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment, so an unactivated virtualenv works too."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
+def manifest_path(project_dir: Path) -> Path:
+    return Path(project_dir) / TARGET / "manifest.json"
+
+
+def manifest_is_stale(project_dir: Path) -> bool:
+    path = manifest_path(project_dir)
+    if not path.exists():
+        return True
+    built = path.stat().st_mtime
+    for name in PROJECT_SOURCES:
+        source = Path(project_dir) / name
+        files = [source] if source.is_file() else source.rglob("*")
+        if any(f.is_file() and f.stat().st_mtime > built for f in files):
+            return True
+    return False
+
+
+def run_dbt(project_dir: Path, args: list[str], target_path: Path | None = None) -> None:
+    """Run one dbt command in the project; its log goes to the error when it fails."""
+    command = [dbt_executable(), *args, "--project-dir", str(project_dir)]
+    command += ["--profiles-dir", str(project_dir)]
+    if target_path is not None:
+        command += ["--target-path", str(target_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=project_dir)
+    if done.returncode != 0:
+        raise FeatureDefinitionError(
+            f"dbt project {project_dir}: `dbt {' '.join(args)}` failed:\n"
+            f"{(done.stdout + done.stderr).strip()[-4000:]}"
+        )
+
+
+def ensure_manifest(project_dir: Path) -> Path:
+    """The manifest, parsed first when missing or older than a model, macro or YAML."""
+    if manifest_is_stale(project_dir):
+        run_dbt(project_dir, ["parse", "--quiet"])
+    return manifest_path(project_dir)
+
+
+def read_manifest(project_dir: Path) -> dict:
+    return json.loads(ensure_manifest(project_dir).read_text())
+
+
+def load_project_contract(project_dir: Path) -> Contract:
+    """Tables, services and sources of the dbt project, every load-time rule applied."""
+    return load_contract(read_manifest(project_dir))

@@ -1,0 +1,165 @@
+"""Builders the tests (and benchmarks) share: settings, synthetic tables, published rows,
+the YAML as written, and waits bounded by budgets derived from the work."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from feature_assets.kernel.contract import FeatureColumn, FeatureTable
+from resources.offline_store import OfflineStore
+from resources.settings import PROJECT_ROOT, Settings
+
+MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
+# The factor a budget allows over the measured or expected duration of the work: generous,
+# because the machine may be shared, and never a fixed deadline.
+BUDGET_FACTOR = 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(home: Path, endpoint: str, dbt_project_dir: Path | None = None) -> Settings:
+    """Settings for one isolated environment: its own folders and its own table prefix."""
+    return Settings(
+        home=home,
+        dbt_project_dir=dbt_project_dir or PROJECT_ROOT / "dbt_project",
+        dynamodb_endpoint=endpoint,
+        region="us-east-1",
+        table_prefix=f"t{uuid.uuid4().hex[:8]}_",
+        partition_start_date="2025-12-01",
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a CLI subprocess use `settings`."""
+    return {
+        **os.environ,
+        "FEATURE_STORE_HOME": str(settings.home),
+        "FEATURE_STORE_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+        "FEATURE_STORE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
+        "FEATURE_STORE_TABLE_PREFIX": settings.table_prefix,
+        "FEATURE_STORE_START_DATE": settings.partition_start_date,
+    }
+
+
+def synthetic_table(
+    name: str = "user_hourly_clicks_1d",
+    keys: tuple[str, ...] = ("user_id",),
+    ttl: timedelta | None = timedelta(hours=30),
+    features: tuple[str, ...] = ("value",),
+    key_types: dict[str, str] | None = None,
+) -> FeatureTable:
+    """A feature table defined in code, for tests that need shapes the demo table lacks."""
+    return FeatureTable(
+        name=name,
+        description="synthetic",
+        entity=name.split("_")[0],
+        keys=keys,
+        key_types=key_types or dict.fromkeys(keys, "int"),
+        timestamp="event_timestamp",
+        created_timestamp="created_at",
+        partition_column="feature_date",
+        ttl=ttl,
+        freshness=None,
+        owner="team:tests",
+        online=True,
+        tags=(),
+        features=tuple(FeatureColumn(name=f, logical_type="int") for f in features),
+    )
+
+
+def publish_rows(store: OfflineStore, table: FeatureTable, rows: list[dict]) -> list[date]:
+    """Stage rows as one run and publish every day they touch, through the store's own path."""
+    run_id = uuid.uuid4().hex
+    staged = store.staged_path(table, run_id)
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema(
+        [(key, pa.int64() if table.key_types[key] == "int" else pa.string()) for key in table.keys]
+        + [
+            ("feature_date", pa.date32()),
+            ("event_timestamp", pa.timestamp("us")),
+            ("created_at", pa.timestamp("us")),
+        ]
+        + [(f, pa.int64()) for f in table.feature_names]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
+    days = sorted({row["feature_date"] for row in rows})
+    store.publish(table, run_id, days)
+    store.discard_staged(table, run_id)
+    return days
+
+
+def yaml_feature_tables() -> dict[str, dict[str, Any]]:
+    """The feature tables as written in the YAML files, read without dbt or the contract code."""
+    tables = {}
+    for path in sorted((MODELS_DIR / "features").glob("*.yml")):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            meta = model.get("config", {}).get("meta", {}).get("feature_table")
+            if meta:
+                tables[model["name"]] = {**model, "feature_table": meta}
+    return tables
+
+
+def timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    """The work's result and how long it took: the unit a budget is derived from."""
+    started = time.monotonic()
+    result = work()
+    return result, time.monotonic() - started
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(
+    condition: Callable[[], bool], budget: float, what: str, log: Path | None = None
+) -> None:
+    """Poll until `condition` holds; past the budget, fail naming `what`, with the log's tail."""
+    deadline = time.monotonic() + budget
+    while not condition():
+        if time.monotonic() > deadline:
+            detail = f"\n--- {log} ---\n{log_tail(log)}" if log else ""
+            pytest.fail(f"{what}: not done within its budget of {budget:.0f}s{detail}")
+        time.sleep(0.5)
+
+
+def run_within(
+    processes: Sequence[subprocess.Popen], budget: float, what: str
+) -> list[tuple[str, str]]:
+    """Wait for every process (text pipes) within one shared budget; on overrun kill them all
+    and fail with each one's output."""
+    deadline = time.monotonic() + budget
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=max(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                other.kill()
+            logs = "\n".join(
+                f"--- pid {p.pid} ---\n{(p.communicate()[0] or '')[-3000:]}" for p in processes
+            )
+            pytest.fail(f"{what}: not done within its budget of {budget:.0f}s\n{logs}")
+    return outputs
+
+
+def item_values(items: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: next(iter(value.values())) for name, value in items.items()}
