@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from feature_assets.kernel.contract import FeatureService, FeatureTable, format_duration
+from feature_assets.kernel.contract import (
+    FeatureService,
+    FeatureTable,
+    format_duration,
+    services_reading,
+)
 from resources.dbt_manifest import ensure_manifest, run_dbt
 
 CONTRACT_HEADING = "#### Feature table"
@@ -46,7 +51,7 @@ def annotate_catalog(
         table = tables.get(node["name"]) if node.get("resource_type") == "model" else None
         if table is None:
             continue
-        serving = sorted(s.name for s in services.values() if table.name in s.table_names)
+        serving = list(services_reading(services, table.name))
         node["meta"] = contract_rows(table, serving)
         node["description"] = f"{table.description}\n\n{contract_markdown(table, serving)}"
         catalog["nodes"][unique_id] = catalog_entry(unique_id, node, table)

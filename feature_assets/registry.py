@@ -11,7 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from feature_assets.kernel.contract import FeatureColumn, FeatureService, FeatureTable
+from feature_assets.kernel.contract import (
+    FeatureColumn,
+    FeatureService,
+    FeatureTable,
+    services_reading,
+)
 from feature_assets.kernel.errors import FeatureReferenceError
 from feature_assets.kernel.refresh_policy import due_partition, is_stale, refresh_interval
 from resources.offline_store import OfflineStore
@@ -162,9 +167,7 @@ class Registry:
             tags=table.tags,
             sources=table.source_tables,
             published_partitions=len(published),
-            services=tuple(
-                sorted(s.name for s in self.services.values() if table.name in s.table_names)
-            ),
+            services=services_reading(self.services, table.name),
             features=table.features,
         )
 

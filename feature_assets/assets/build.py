@@ -1,5 +1,6 @@
 """The code location: every feature table's assets, checks, jobs, schedules and sensors."""
 
+import json
 import warnings
 
 import dagster as dg
@@ -12,7 +13,7 @@ from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
 from feature_assets.kernel.manifest import load_contract
 from feature_assets.kernel.names import PIPELINE_JOB, refresh_job, table_asset_path
-from resources.dbt_manifest import dbt_executable, read_manifest
+from resources.dbt_manifest import dbt_executable
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import Settings
@@ -26,8 +27,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    project = feature_dbt_project(settings.dbt_project_dir)
-    contract = load_contract(read_manifest(settings.dbt_project_dir))
+    project = feature_dbt_project(settings.dbt_project_dir)  # parses the manifest if stale
+    contract = load_contract(json.loads(project.manifest_path.read_text()))
     tables = contract.tables
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     offline_store = OfflineStore.from_settings(settings)

@@ -63,8 +63,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from feature_assets.kernel.names import table_asset_path
 
     registry = _registry(settings)
-    chosen = [registry.table(name) for name in args.table] if args.table else registry.tables.values()
-    chosen = list(chosen)
+    names = args.table or list(registry.tables)
+    chosen = [registry.table(name) for name in names]
     synced = [] if args.no_sync else [t for t in chosen if t.online]
     selection = [dg.AssetKey(table_asset_path(t.name)) for t in chosen]
     selection += [online_asset_key(t) for t in synced]

@@ -115,7 +115,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("[5/5] training set (point-in-time correct), head:")
     print(training.head(8).to_string(index=False))
     print("\nregistry (`feature-store tables`; also `features`, `describe`, `search`, `catalog`):")
-    render.print_rows(Registry(store.tables, store.services, store.offline).table_summaries(), False)
+    render.print_rows(
+        Registry(store.tables, store.services, store.offline).table_summaries(), False
+    )
     print(
         f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
         f"(http://127.0.0.1:3000); stop the online store with `make stop`."

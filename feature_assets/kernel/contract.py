@@ -126,12 +126,13 @@ def parse_duration(raw: str) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{raw!r} is not a positive duration like '30d' or '12h'")
     amount, unit = match.groups()
+    too_long = ValueError(f"{raw!r} is longer than {MAX_DURATION.days} days")
     try:
         value = timedelta(**{DURATION_UNITS[unit]: int(amount)})
     except OverflowError:
-        value = MAX_DURATION * 2
+        raise too_long from None
     if value > MAX_DURATION:
-        raise ValueError(f"{raw!r} is longer than {MAX_DURATION.days} days")
+        raise too_long
     return value
 
 
@@ -160,6 +161,11 @@ class FeatureService:
     @property
     def table_names(self) -> frozenset[str]:
         return frozenset(reference.partition(":")[0] for reference in self.features)
+
+
+def services_reading(services: Mapping[str, FeatureService], table_name: str) -> tuple[str, ...]:
+    """The names of the services that read a table, sorted."""
+    return tuple(sorted(s.name for s in services.values() if table_name in s.table_names))
 
 
 @dataclass(frozen=True)

@@ -137,18 +137,18 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
             raise error(field_name, "is required")
         return meta[field_name]
 
-    def column_name(field_name: str, value: Any) -> str:
+    def column_field(field_name: str, value: Any) -> str:
         if not isinstance(value, str) or not value:
             raise error(field_name, f"must be a column name, not {value!r}")
         return value
 
     columns: dict[str, Mapping[str, Any]] = dict(node.get("columns") or {})
     keys = _strings(required("keys"), error, "keys")
-    timestamp = column_name("timestamp", required("timestamp"))
+    timestamp = column_field("timestamp", required("timestamp"))
     created = meta.get("created_timestamp")
     if created is not None:
-        created = column_name("created_timestamp", created)
-    partition_column = column_name("partition", meta.get("partition", DEFAULT_PARTITION_COLUMN))
+        created = column_field("created_timestamp", created)
+    partition_column = column_field("partition", meta.get("partition", DEFAULT_PARTITION_COLUMN))
     for field_name, column in [("keys", k) for k in keys] + [
         ("timestamp", timestamp),
         ("created_timestamp", created),
@@ -166,23 +166,23 @@ def feature_table_from_node(node: Mapping[str, Any]) -> FeatureTable:
 
     structural = {*keys, timestamp, created, partition_column}
     features = []
-    for column_name_, column in columns.items():
-        logical = _logical_type(column.get("data_type"), error=error, column=column_name_)
-        if column_name_ in structural:
+    for column_name, column in columns.items():
+        logical = _logical_type(column.get("data_type"), error=error, column=column_name)
+        if column_name in structural:
             continue
-        if column_name_ in RESERVED_ATTRIBUTES:
-            raise error(f"columns.{column_name_}", "feature uses a reserved online attribute name")
+        if column_name in RESERVED_ATTRIBUTES:
+            raise error(f"columns.{column_name}", "feature uses a reserved online attribute name")
         column_meta = column.get("meta") or {}
         features.append(
             FeatureColumn(
-                name=column_name_,
+                name=column_name,
                 logical_type=logical,
                 description=(column.get("description") or "").strip(),
                 data_type=str(column["data_type"]),
                 nullable=_bool(
-                    column_meta, "nullable", True, error, f"columns.{column_name_}.meta.nullable"
+                    column_meta, "nullable", True, error, f"columns.{column_name}.meta.nullable"
                 ),
-                checks=_checks(column_meta, error, column_name_),
+                checks=_checks(column_meta, error, column_name),
             )
         )
     if not features:
