@@ -18,7 +18,12 @@ import dagster as dg
 
 from feature_assets.kernel.contract import FeatureTable, RawSource
 from feature_assets.kernel.dates import contiguous_ranges, last_complete_day, range_tags
-from feature_assets.kernel.names import LANDING_SENSOR, TRIGGER_TAG, table_asset_path
+from feature_assets.kernel.names import (
+    LANDING_SENSOR,
+    TRIGGER_TAG,
+    build_check_paths,
+    table_asset_path,
+)
 
 LandingState = dict[str, dict[str, int]]  # source -> day -> newest file mtime (ns)
 
@@ -110,6 +115,11 @@ def landing_run_requests(
                 dg.RunRequest(
                     run_key=f"{table.name}:{start}:{end}:{digest[:16]}",
                     asset_selection=[dg.AssetKey(table_asset_path(table.name))],
+                    # Naming checks replaces the default (the selected assets' own checks).
+                    asset_check_keys=[
+                        dg.AssetCheckKey(dg.AssetKey(path), name)
+                        for path, name in build_check_paths(table.name, table.source_tables)
+                    ],
                     tags={**range_tags(start, end), TRIGGER_TAG: "landing"},
                 )
             )

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
-from feature_assets.validation import PartitionValidationError, validate_partition
+from feature_assets.validation.partition import PartitionValidationError, validate_partition
 
 DAY = date(2026, 1, 8)
 

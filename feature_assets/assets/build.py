@@ -1,6 +1,5 @@
 """The code location: every feature table's assets, checks, jobs, schedules and sensors."""
 
-import json
 import warnings
 
 import dagster as dg
@@ -8,12 +7,13 @@ from dagster_dbt import DbtCliResource
 
 from feature_assets.assets.dbt_project import feature_dbt_project
 from feature_assets.assets.feature_tables import build_feature_table_assets
+from feature_assets.assets.landing_gates import build_landing_gate, gate_check_keys, gated_sources
 from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
-from feature_assets.kernel.manifest import load_contract
 from feature_assets.kernel.names import PIPELINE_JOB, refresh_job, table_asset_path
-from resources.dbt_manifest import dbt_executable
+from resources.dbt_manifest import dbt_executable, load_project_contract
+from resources.landing_zone import LandingZone
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import Settings
@@ -28,34 +28,41 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     project = feature_dbt_project(settings.dbt_project_dir)  # parses the manifest if stale
-    contract = load_contract(json.loads(project.manifest_path.read_text()))
-    tables = contract.tables
+    contract = load_project_contract(settings.dbt_project_dir)
+    tables, sources = contract.tables, contract.sources
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     offline_store = OfflineStore.from_settings(settings)
     feature_tables = build_feature_table_assets(
         project, tables, partitions_def, settings.landing_dir
     )
     syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
+    zone = LandingZone.from_settings(settings)
+    gates = [
+        build_landing_gate(source, tables, partitions_def, zone)
+        for source in gated_sources(tables, sources)
+    ]
     refresh_jobs = [
         dg.define_asset_job(
             refresh_job(name),
-            selection=dg.AssetSelection.assets(dg.AssetKey(table_asset_path(name))),
+            selection=dg.AssetSelection.assets(dg.AssetKey(table_asset_path(name)))
+            | dg.AssetSelection.checks(*gate_check_keys(table)),
             partitions_def=partitions_def,
-            description=f"Rebuild, validate and publish {name} for a day or a day range.",
+            description=f"Gate the landing days, rebuild, validate and publish {name} for a day range.",
         )
-        for name in tables
+        for name, table in tables.items()
     ]
     return dg.Definitions(
         assets=[
-            *(raw_source_spec(s, settings.landing_dir) for s in contract.sources.values()),
+            *(raw_source_spec(s, settings.landing_dir, partitions_def) for s in sources.values()),
             feature_tables,
             *syncs,
         ],
-        asset_checks=[build_publish_check(t, partitions_def) for t in tables.values()],
+        asset_checks=[*gates, *(build_publish_check(t, partitions_def) for t in tables.values())],
         jobs=[
             dg.define_asset_job(
                 PIPELINE_JOB,
-                selection=dg.AssetSelection.assets(feature_tables, *syncs),
+                selection=dg.AssetSelection.assets(feature_tables, *syncs)
+                | dg.AssetSelection.checks(*gates),
                 partitions_def=partitions_def,
                 description="Build, validate, publish and serve every feature table for a day range.",
             ),
@@ -63,7 +70,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         schedules=[build_refresh_schedule(t, partitions_def) for t in tables.values()],
         sensors=[
-            build_landing_sensor(tables, contract.sources, settings.landing_dir, partitions_def),
+            build_landing_sensor(tables, sources, settings.landing_dir, partitions_def),
             build_online_sync_sensor(tables, offline_store),
         ],
         resources={

@@ -6,7 +6,7 @@ from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.dates import days_in
 from feature_assets.kernel.errors import PartitionValidationError
 from feature_assets.kernel.names import PUBLISH_CHECK, publish_pool, table_asset_path
-from feature_assets.validation import validate_partition
+from feature_assets.validation.partition import validate_partition
 from resources.offline_store import OfflineStore
 
 

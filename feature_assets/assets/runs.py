@@ -14,7 +14,7 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from feature_assets.kernel.dates import range_tags
-from feature_assets.kernel.names import PIPELINE_JOB
+from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP
 from resources.settings import Settings
 
 # Step-by-step events stay in the run's record (and the UI); the terminal shows warnings only.
@@ -71,15 +71,36 @@ def materialize_range(
     run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the daily partitions first..last (inclusive), as a single-run backfill;
-    quiet on the console unless `run_config` says otherwise."""
-    return defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+    quiet on the console unless `run_config` says otherwise.
+
+    A selection runs the selected assets' checks and the landing gates of the raw sources
+    they read (an asset selection alone would drop the gates, which are on other assets)."""
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    if asset_selection:
+        job = job.get_subset(
+            asset_selection=set(asset_selection),
+            asset_check_selection=checks_for(defs, asset_selection),
+        )
+    return job.execute_in_process(
         instance=instance,
-        asset_selection=list(asset_selection) if asset_selection else None,
         run_config=QUIET_RUN_CONFIG if run_config is None else run_config,
         raise_on_error=raise_on_error,
         tags=range_tags(first, last),
         run_id=run_id,
     )
+
+
+def checks_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> set[dg.AssetCheckKey]:
+    """The checks of the selected assets and of the raw sources they read directly."""
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    raw = {
+        dep.asset_key
+        for key in keys
+        for dep in specs[key].deps
+        if dep.asset_key in specs and specs[dep.asset_key].group_name == RAW_GROUP
+    }
+    guarded = set(keys) | raw
+    return {k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key in guarded}
 
 
 STEP_ENDS = {

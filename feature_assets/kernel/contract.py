@@ -183,19 +183,28 @@ class FeatureRequest:
 
 @dataclass(frozen=True)
 class RawSource:
-    """A dbt source: raw data landing as Parquet, daily or replaced whole."""
+    """A dbt source: raw data landing as Parquet, daily or replaced whole, and its gate's rules."""
 
     source_name: str
     name: str
     description: str
-    columns: Mapping[str, str]
+    columns: tuple[FeatureColumn, ...]
     # Hive partition column of a daily landing folder; None for a dimension replaced whole.
     landing_partition: str | None
+    # Unique within a landing day (within the whole file for a dimension).
+    unique_key: tuple[str, ...] = ()
+    # Must lie inside the landing day.
+    timestamp: str | None = None
 
     @property
     def key(self) -> str:
         """`source_name.name`, as feature tables list their sources."""
         return f"{self.source_name}.{self.name}"
+
+    @property
+    def file_columns(self) -> tuple[FeatureColumn, ...]:
+        """The columns the landing files hold (the day of a daily source is the folder's)."""
+        return tuple(c for c in self.columns if c.name != self.landing_partition)
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,17 @@ def load_contract(manifest: Mapping[str, Any]) -> Contract:
 
 
 class _NodeErrors:
-    """Builds errors that name the model, the YAML file it is declared in, and the field."""
+    """Builds errors that name the model (or source), its YAML file, and the field."""
 
-    def __init__(self, node: Mapping[str, Any]) -> None:
+    def __init__(self, node: Mapping[str, Any], kind: str = "feature table") -> None:
         self.name = node["name"]
+        self.kind = kind
         path = node.get("patch_path") or node.get("original_file_path") or ""
         self.where = f" ({path.split('://')[-1]})" if path else ""
 
     def __call__(self, field_name: str, message: str) -> FeatureDefinitionError:
         return FeatureDefinitionError(
-            f"feature table {self.name!r}{self.where}, field {field_name!r}: {message}"
+            f"{self.kind} {self.name!r}{self.where}, field {field_name!r}: {message}"
         )
 
 
@@ -296,18 +297,54 @@ def _reject_name_collisions(where: str, references: tuple[str, ...]) -> None:
 
 
 def load_raw_sources(manifest: Mapping[str, Any]) -> dict[str, RawSource]:
-    """Every dbt source of the manifest, by `source_name.name`."""
+    """Every dbt source of the manifest, by `source_name.name`, with its gate's rules."""
     sources = {}
     for node in (manifest.get("sources") or {}).values():
-        source = RawSource(
-            source_name=node["source_name"],
-            name=node["name"],
-            description=(node.get("description") or "").strip(),
-            columns={
-                name: (column.get("description") or "").strip()
-                for name, column in (node.get("columns") or {}).items()
-            },
-            landing_partition=(node.get("meta") or {}).get("landing_partition"),
-        )
+        source = raw_source_from_node(node)
         sources[source.key] = source
     return sources
+
+
+def raw_source_from_node(node: Mapping[str, Any]) -> RawSource:
+    error = _NodeErrors({**node, "name": f"{node['source_name']}.{node['name']}"}, "raw source")
+    meta = node.get("meta") or {}
+    columns = []
+    for name, column in (node.get("columns") or {}).items():
+        column_meta = column.get("meta") or {}
+        data_type = column.get("data_type")
+        columns.append(
+            FeatureColumn(
+                name=name,
+                # Undeclared types are not checked (a source may describe columns loosely).
+                logical_type=_logical_type(data_type, error=error, column=name)
+                if data_type
+                else "",
+                description=(column.get("description") or "").strip(),
+                data_type=str(data_type or ""),
+                nullable=_bool(
+                    column_meta, "nullable", True, error, f"columns.{name}.meta.nullable"
+                ),
+                checks=_checks(column_meta, error, name),
+            )
+        )
+    declared = {column.name for column in columns}
+    unique_key = _strings(meta.get("unique_key", []), error, "unique_key")
+    timestamp = meta.get("timestamp")
+    landing_partition = meta.get("landing_partition")
+    for field_name, column in [("unique_key", k) for k in unique_key] + [
+        ("timestamp", timestamp),
+        ("landing_partition", landing_partition),
+    ]:
+        if column is not None and column not in declared:
+            raise error(field_name, f"column {column!r} is not a declared column of the source")
+    if timestamp is not None and landing_partition is None:
+        raise error("timestamp", "only a daily source (with landing_partition) has a landing day")
+    return RawSource(
+        source_name=node["source_name"],
+        name=node["name"],
+        description=(node.get("description") or "").strip(),
+        columns=tuple(columns),
+        landing_partition=landing_partition,
+        unique_key=unique_key,
+        timestamp=timestamp,
+    )

@@ -10,6 +10,11 @@ DEFAULT_PARTITION_COLUMN = "feature_date"
 # The blocking check that validates a built partition and alone publishes it.
 PUBLISH_CHECK = "validated_and_published"
 
+# The blocking check of a raw source's landing days, run before any feature table reads them.
+LANDING_GATE = "landing_gate"
+# A landing day folder holding this file is declared empty on purpose (the gate lets it pass).
+EMPTY_DAY_MARKER = "_EMPTY"
+
 PIPELINE_JOB = "feature_pipeline"
 LANDING_SENSOR = "raw_landing_sensor"
 ONLINE_SYNC_SENSOR = "online_sync_sensor"
@@ -56,3 +61,12 @@ def refresh_job(table_name: str) -> str:
 def raw_source_path(source_name: str, name: str) -> tuple[str, ...]:
     """dagster-dbt's default key of a dbt source, so feature tables depend on these specs."""
     return (source_name, name)
+
+
+def build_check_paths(
+    table_name: str, source_keys: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], str]]:
+    """(asset key path, check name) of every check a run building the table runs: the landing
+    gate of each source it reads (`source_name.name`), then its publish check."""
+    gates = [(raw_source_path(*key.split(".", 1)), LANDING_GATE) for key in source_keys]
+    return [*gates, (table_asset_path(table_name), PUBLISH_CHECK)]

@@ -7,12 +7,11 @@ from datetime import date, timedelta
 import pandas as pd
 import pandera.pandas as pa
 
-from feature_assets.kernel.contract import CHECK_NAMES, FeatureTable
+from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.errors import PartitionValidationError
+from feature_assets.validation.checks import CHECKS
 
 PANDAS_DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
-# Each contract check is pandera's check of the same name.
-CHECKS = {name: getattr(pa.Check, name) for name in CHECK_NAMES}
 
 
 SCHEMA_MESSAGES = {
