@@ -126,7 +126,13 @@ def main() -> None:
             for kind in ("project", "raw"):
                 out = (
                     subprocess.run(
-                        [sys.executable, "-m", "benchmarks.historical_join", "--data", str(args.data)]
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.historical_join",
+                            "--data",
+                            str(args.data),
+                        ]
                         + ["--child", size, kind],
                         check=True,
                         cwd=ROOT,

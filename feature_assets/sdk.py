@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,12 +22,11 @@ from feature_assets.kernel.contract import (
 )
 from feature_assets.kernel.errors import FeatureReferenceError, TrainingSetDriftError
 from resources.dbt_manifest import load_project_contract
+from resources.entity_source import parses_as_sql
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import Settings
 from resources.training_set import TrainingSet
-
-SQL_START = re.compile(r"^\s*(select|with|from)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -213,7 +211,8 @@ class FeatureStore:
         return uses_full_feature_names(self.contract, features, requested)
 
     def _entity_source(self, entity_df: Any) -> Any:
-        """A SQL query runs over views of the published tables; everything else passes through."""
-        if isinstance(entity_df, str) and SQL_START.match(entity_df):
+        """A string that parses as SQL runs over views of the published tables; any other string
+        (and a Path) is a Parquet path; frames pass through."""
+        if isinstance(entity_df, str) and parses_as_sql(entity_df):
             return self.offline.query(entity_df, list(self.tables.values()))
         return entity_df

@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feature_assets.kernel.contract import FeatureRequest, FeatureTable
-from feature_assets.kernel.errors import PartitionNotPublishedError
+from feature_assets.kernel.errors import EntityInputError, PartitionNotPublishedError
 from feature_assets.kernel.names import PUBLISHED_BY_RUN
 from resources.entity_source import (
+    ADDED_COLUMNS,
     ENTITY_VIEW,
     check_entity_rows,
     entity_time_range,
@@ -110,6 +111,13 @@ class OfflineStore:
                 "build the table and its check in the same run"
             )
         return duckdb.connect().sql(f"SELECT * FROM read_parquet({literal(path)})").df()
+
+    def staged_types(self, table: FeatureTable, run_id: str) -> dict[str, str]:
+        """Each staged column's type as the Parquet file declares it (DuckDB's names)."""
+        relation = duckdb.connect().sql(
+            f"SELECT * FROM read_parquet({literal(self.staged_path(table, run_id))})"
+        )
+        return dict(zip(relation.columns, map(str, relation.types), strict=True))
 
     def publish(self, table: FeatureTable, run_id: str, days: list[date]) -> dict[date, int]:
         """Replace each day's published file with the staged rows of that day (possibly none)."""
@@ -247,9 +255,7 @@ class OfflineStore:
         """Copy entity rows, in input order, to Parquet; returns their entity-time range (UTC)."""
         con = self.connect()
         register_entity_rows(con, entity, timestamp_column)
-        rows = (
-            f"SELECT * EXCLUDE (__entity_row, __entity_ts) FROM {ENTITY_VIEW} ORDER BY __entity_row"
-        )
+        rows = f"SELECT * EXCLUDE ({ADDED_COLUMNS}) FROM {ENTITY_VIEW} ORDER BY __entity_row"
         con.execute(f"COPY ({rows}) TO {literal(path)} (FORMAT parquet)").fetchall()
         return entity_time_range(con)
 
@@ -261,12 +267,36 @@ class OfflineStore:
         return entity_time_range(con)
 
     def query(self, sql: str, tables: list[FeatureTable]) -> pa.Table:
-        """Run SQL in which each feature table is a view of its published partitions."""
+        """Run one read-only SELECT in which each feature table is a view of its published days.
+
+        The SDK is trusted code, but entity SQL often comes from elsewhere (a notebook, a job
+        config): it may read the published tables and nothing else. One statement, a SELECT,
+        on a connection that can open files under the offline root only and cannot change
+        that setting."""
         con = self.connect()
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise EntityInputError(f"entity SQL does not parse: {error}") from None
+        if len(statements) != 1:
+            raise EntityInputError(f"entity SQL must be one statement, not {len(statements)}")
+        if statements[0].type != duckdb.StatementType.SELECT:
+            raise EntityInputError(
+                f"entity SQL must be a SELECT over the feature tables, not {statements[0].type.name}"
+            )
         for table in tables:
             relation = self._relation(table, self.published_files(table))
             con.execute(f"CREATE TEMP VIEW {ident(table.name)} AS SELECT * FROM {relation}")
-        return con.sql(sql).to_arrow_table()
+        con.execute(f"SET allowed_directories = [{literal(Path(self.root).resolve())}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.PermissionException:
+            raise EntityInputError(
+                "entity SQL may read the feature tables only (files, extensions and other "
+                "databases are off limits)"
+            ) from None
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-process DuckDB connection that spills to the store's temp folder past its limit."""
@@ -289,7 +319,10 @@ class OfflineStore:
             return []
         days = [day for day in self.published_days(table) if day <= last.date()]
         if table.ttl is not None:
-            earliest = (first - table.ttl - timedelta(days=1)).date()
+            try:
+                earliest = (first - table.ttl - timedelta(days=1)).date()
+            except OverflowError:  # entity times near year 1: every older day can match
+                earliest = date.min
             days = [day for day in days if day >= earliest]
         return [self.partition_path(table, day) for day in days]
 
@@ -317,14 +350,24 @@ def _boundary_ties_possible(
         f"FROM parquet_metadata({file_list(files)}) WHERE path_in_schema = ? GROUP BY file_name",
         [table.timestamp],
     ).fetchall()
-    bounds = {Path(name): (lo, hi) for name, lo, hi in stats}
+    try:
+        bounds = {Path(name): (_naive(lo), _naive(hi)) for name, lo, hi in stats}
+    except ValueError:
+        return True  # statistics we cannot read exactly: settling ties is always correct
     for earlier, later in zip(files, files[1:], strict=False):
         if earlier not in bounds or later not in bounds:
             continue  # an empty partition has no rows to tie with
-        start_of_later = f"{partition_day(later).isoformat()} 00:00:00"
+        start_of_later = datetime.combine(partition_day(later), datetime.min.time())
         if bounds[earlier][1] == start_of_later and bounds[later][0] == start_of_later:
             return True
     return False
+
+
+def _naive(statistic: str) -> datetime:
+    value = datetime.fromisoformat(statistic)
+    if value.tzinfo is not None:
+        raise ValueError(f"zoned timestamp statistic {statistic!r}")
+    return value
 
 
 def _rank_columns(table: FeatureTable) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from enum import Enum
 
 from feature_assets.kernel.contract import FeatureRequest, FeatureTable
+from resources.entity_source import ADDED_COLUMNS
 from resources.sql import ident
 
 
@@ -36,7 +37,8 @@ def point_in_time_query(
     *,
     full_feature_names: bool = False,
 ) -> str:
-    """SQL over `entity_relation` (with `__entity_row` and `__entity_ts`) and one source per table."""
+    """SQL over `entity_relation` (with `__entity_row`, `__entity_ts` and `__entity_ts_ceil`,
+    see `entity_source`) and one source per table."""
     ctes: list[str] = []
     joins: list[str] = []
     selected: list[str] = []
@@ -68,7 +70,7 @@ def point_in_time_query(
         ]
     with_clause = f"WITH {', '.join(ctes)}\n" if ctes else ""
     return (
-        f"{with_clause}SELECT e.* EXCLUDE (__entity_row, __entity_ts), {', '.join(selected)}\n"
+        f"{with_clause}SELECT e.* EXCLUDE ({ADDED_COLUMNS}), {', '.join(selected)}\n"
         f"FROM {entity_relation} AS e\n" + "\n".join(joins) + "\nORDER BY e.__entity_row"
     )
 
@@ -77,7 +79,8 @@ def _within_ttl(table: FeatureTable, event_ts: str) -> str:
     if table.ttl is None:
         return f"{event_ts} IS NOT NULL"
     ttl_us = int(table.ttl.total_seconds() * 1_000_000)
-    return f"{event_ts} >= e.__entity_ts - to_microseconds({ttl_us})"
+    # The ceiling: a row exactly ttl before a sub-microsecond entity time is already too old.
+    return f"{event_ts} >= e.__entity_ts_ceil - to_microseconds({ttl_us})"
 
 
 def winner_order(table: FeatureTable, alias: str = "") -> list[str]:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from feature_assets.kernel.contract import FeatureColumn, FeatureTable
+from feature_assets.validation.partition import check_time_types
 from resources.offline_store import OfflineStore
 from resources.settings import PROJECT_ROOT, Settings
 
@@ -84,8 +85,16 @@ def synthetic_table(
     )
 
 
-def publish_rows(store: OfflineStore, table: FeatureTable, rows: list[dict]) -> list[date]:
-    """Stage rows as one run and publish every day they touch, through the store's own path."""
+def publish_rows(
+    store: OfflineStore,
+    table: FeatureTable,
+    rows: list[dict],
+    time_type: pa.DataType = pa.timestamp("us"),
+) -> list[date]:
+    """Stage rows as one run, written by pyarrow (not dbt), and publish every day they touch.
+
+    The publish check's type rule applies (a zone or nanoseconds are refused); its pandera
+    schema does not, so rows may tie across days as two runs can make them."""
     run_id = uuid.uuid4().hex
     staged = store.staged_path(table, run_id)
     staged.parent.mkdir(parents=True, exist_ok=True)
@@ -93,15 +102,18 @@ def publish_rows(store: OfflineStore, table: FeatureTable, rows: list[dict]) -> 
         [(key, pa.int64() if table.key_types[key] == "int" else pa.string()) for key in table.keys]
         + [
             ("feature_date", pa.date32()),
-            ("event_timestamp", pa.timestamp("us")),
-            ("created_at", pa.timestamp("us")),
+            ("event_timestamp", time_type),
+            ("created_at", time_type),
         ]
         + [(f, pa.int64()) for f in table.feature_names]
     )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
     days = sorted({row["feature_date"] for row in rows})
-    store.publish(table, run_id, days)
-    store.discard_staged(table, run_id)
+    try:
+        check_time_types(table, store.staged_types(table, run_id), days)
+        store.publish(table, run_id, days)
+    finally:
+        store.discard_staged(table, run_id)
     return days
 
 

@@ -169,7 +169,7 @@ def test_feature_service_name_stands_for_its_features(store) -> None:
         (ENTITIES.assign(clicks=1), "already have column(s) ['clicks']"),
         (
             ENTITIES.assign(event_timestamp="yesterday"),
-            "'event_timestamp' is VARCHAR, not a timestamp",
+            "'event_timestamp' is large_string, not a timestamp",
         ),
     ],
 )

@@ -6,7 +6,7 @@ from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.dates import days_in
 from feature_assets.kernel.errors import PartitionValidationError
 from feature_assets.kernel.names import PUBLISH_CHECK, publish_pool, table_asset_path
-from feature_assets.validation.partition import validate_partition
+from feature_assets.validation.partition import audit_staged
 from resources.offline_store import OfflineStore
 
 
@@ -29,16 +29,15 @@ def build_publish_check(
     ) -> dg.AssetCheckResult:
         window = context.partition_time_window
         days = days_in(window.start, window.end)
-        staged = offline_store.read_staged(table, context.run.run_id)
         try:
-            validate_partition(table, staged, days)
+            staged = audit_staged(offline_store, table, context.run.run_id, days)
         except PartitionValidationError as error:
             context.log.error(str(error))
             return dg.AssetCheckResult(
                 passed=False,
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=str(error),
-                metadata={"rows": len(staged), "published": False},
+                metadata={"published": False},
             )
         rows_per_day = offline_store.publish(table, context.run.run_id, days)
         offline_store.discard_staged(table, context.run.run_id)

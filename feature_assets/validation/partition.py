@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pandera.pandas as pa
 from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.errors import PartitionValidationError
 from feature_assets.validation.checks import CHECKS
+from resources.offline_store import OfflineStore
 
 PANDAS_DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
 
@@ -66,6 +68,36 @@ def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchem
     )
 
 
+# Published times are naive UTC microseconds, like the dbt macro writes them: the join compares
+# them with entity times floored to the microsecond, and the midnight-tie test reads their
+# Parquet statistics as such. A zone or nanoseconds from another writer would break both.
+EXACT_TYPES = {"timestamp": "TIMESTAMP", "date": "DATE"}
+
+
+def audit_staged(
+    store: OfflineStore, table: FeatureTable, run_id: str, days: list[date]
+) -> pd.DataFrame:
+    """A run's staged rows, validated: the time columns' exact types as the file declares
+    them, then the pandera schema. PartitionValidationError names every problem."""
+    check_time_types(table, store.staged_types(table, run_id), days)
+    return validate_partition(table, store.read_staged(table, run_id), days)
+
+
+def check_time_types(table: FeatureTable, types: Mapping[str, str], days: list[date]) -> None:
+    expected = {table.timestamp: "timestamp", table.partition_column: "date"}
+    if table.created_timestamp:
+        expected[table.created_timestamp] = "timestamp"
+    problems = [
+        f"  column {column!r}: is {types[column]}, must be {EXACT_TYPES[kind]} "
+        f"({'naive UTC, microseconds' if kind == 'timestamp' else 'a date'}); "
+        f"cast it in the model"
+        for column, kind in expected.items()
+        if column in types and types[column] != EXACT_TYPES[kind]
+    ]
+    if problems:
+        raise PartitionValidationError("\n".join([_heading(table, days), *problems]))
+
+
 def validate_partition(table: FeatureTable, frame: pd.DataFrame, days: list[date]) -> pd.DataFrame:
     """Validated rows, or PartitionValidationError naming every failing column."""
     schema = partition_schema(table, days)
@@ -75,9 +107,13 @@ def validate_partition(table: FeatureTable, frame: pd.DataFrame, days: list[date
         raise PartitionValidationError(_describe(table, days, errors.failure_cases)) from None
 
 
-def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> str:
+def _heading(table: FeatureTable, days: list[date]) -> str:
     span = days[0].isoformat() if len(days) == 1 else f"{days[0]}..{days[-1]}"
-    lines = [f"feature table {table.name!r}, partition {span}: validation failed"]
+    return f"feature table {table.name!r}, partition {span}: validation failed"
+
+
+def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> str:
+    lines = [_heading(table, days)]
     duplicates = failures["check"] == "multiple_fields_uniqueness"
     if duplicates.any():
         rows = failures.loc[duplicates, "index"].nunique()
