@@ -85,11 +85,14 @@ def synthetic_table(
     )
 
 
+MICROSECONDS = pa.timestamp("us")  # the type the dbt macro writes
+
+
 def publish_rows(
     store: OfflineStore,
     table: FeatureTable,
     rows: list[dict],
-    time_type: pa.DataType = pa.timestamp("us"),
+    time_type: pa.DataType = MICROSECONDS,
 ) -> list[date]:
     """Stage rows as one run, written by pyarrow (not dbt), and publish every day they touch.
 
