@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from feature_assets.kernel.contract import Contract
 from feature_assets.kernel.errors import FeatureDefinitionError
 from feature_assets.kernel.manifest import load_contract
@@ -70,4 +72,30 @@ def read_manifest(project_dir: Path) -> dict:
 
 def load_project_contract(project_dir: Path) -> Contract:
     """Tables, services and sources of the dbt project, every load-time rule applied."""
+    check_duplicate_columns(project_dir)
     return load_contract(read_manifest(project_dir))
+
+
+def check_duplicate_columns(project_dir: Path) -> None:
+    """A column declared twice in a YAML file: dbt keeps the last entry silently, so the type
+    or checks a reader sees first may not be the ones that apply. Refuse it by name."""
+    for path in sorted((Path(project_dir) / "models").rglob("*.yml")):
+        document = yaml.safe_load(path.read_text()) or {}
+        where = path.relative_to(project_dir)
+        for model in document.get("models") or []:
+            is_table = "feature_table" in ((model.get("config") or {}).get("meta") or {})
+            kind = "feature table" if is_table else "model"
+            _refuse_duplicates(f"{kind} {model.get('name')!r} ({where})", model)
+        for source in document.get("sources") or []:
+            for table in source.get("tables") or []:
+                name = f"{source.get('name')}.{table.get('name')}"
+                _refuse_duplicates(f"raw source {name!r} ({where})", table)
+
+
+def _refuse_duplicates(what: str, node: dict) -> None:
+    names = [column.get("name") for column in node.get("columns") or []]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FeatureDefinitionError(
+            f"{what}, field 'columns': {', '.join(map(repr, repeated))} declared more than once"
+        )

@@ -16,7 +16,9 @@ from feature_assets.kernel.manifest import (
     feature_table_from_node,
     load_feature_services,
     load_feature_tables,
+    raw_source_from_node,
 )
+from resources.dbt_manifest import load_project_contract
 from resources.settings import PROJECT_ROOT
 from tests.builders import make_settings
 
@@ -131,6 +133,31 @@ BAD_DEFINITIONS = {
         "columns.amount_7d.meta.checks",
         "'positive'",
     ),
+    # Strings where a bool or list is due, durations and bounds that load with a wrong meaning.
+    "online as a string": (node_with(online="false"), "online", "not 'false'"),
+    "tags as a string": (node_with(tags="fraud"), "tags", "not 'fraud'"),
+    "keys as a string": (node_with(keys="user_id"), "keys", "not 'user_id'"),
+    "ttl out of range": (node_with(ttl="99999999999d"), "ttl", "'99999999999d'"),
+    "nullable as a string": (
+        node_with(
+            columns={
+                **GOOD_NODE["columns"],
+                "amount_7d": {"data_type": "double", "meta": {"nullable": "false"}},
+            }
+        ),
+        "columns.amount_7d.meta.nullable",
+        "not 'false'",
+    ),
+    "non-numeric check bound": (
+        node_with(
+            columns={
+                **GOOD_NODE["columns"],
+                "amount_7d": {"data_type": "double", "meta": {"checks": {"ge": "abc"}}},
+            }
+        ),
+        "columns.amount_7d.meta.checks.ge",
+        "not 'abc'",
+    ),
     "feature named like an online attribute": (
         node_with(columns={**GOOD_NODE["columns"], "expires_at": {"data_type": "bigint"}}),
         "columns.expires_at",
@@ -233,3 +260,38 @@ def test_definitions_fail_to_load_naming_the_model_file_and_field(
     assert "feature table 'customer_daily_balance_30d'" in message
     assert "models/features/customer_daily_balance_30d.yml" in message
     assert f"field {field!r}" in message and value in message
+
+
+def test_a_column_declared_twice_fails_at_load_naming_file_and_column(tmp_path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    path = project / "models" / "features" / "user_daily_transactions_7d.yml"
+    entry = "      - name: transaction_count_7d\n"
+    assert entry in path.read_text()
+    path.write_text(
+        path.read_text().replace(entry, entry + "        data_type: double\n" + entry, 1)
+    )
+    with pytest.raises(FeatureDefinitionError) as error:
+        load_project_contract(project)
+    message = str(error.value)
+    assert "feature table 'user_daily_transactions_7d'" in message
+    assert "models/features/user_daily_transactions_7d.yml" in message
+    assert "'transaction_count_7d' declared more than once" in message
+
+
+def test_raw_source_rules_are_strict_and_name_the_source() -> None:
+    node = {
+        "source_name": "raw",
+        "name": "card_transactions",
+        "meta": {"landing_partition": "day", "unique_key": "transaction_id"},
+        "columns": {"transaction_id": {"data_type": "bigint"}, "day": {"data_type": "date"}},
+        "original_file_path": "models/sources/raw.yml",
+    }
+    with pytest.raises(FeatureDefinitionError) as error:
+        raw_source_from_node(node)
+    assert str(error.value) == (
+        "raw source 'raw.card_transactions' (models/sources/raw.yml), field 'unique_key': "
+        "must be a list of names, not 'transaction_id'"
+    )
