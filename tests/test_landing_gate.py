@@ -117,7 +117,7 @@ def test_a_column_landing_with_another_type_fails_without_coercion(zone) -> None
         return table.set_column(index, "amount", pc.cast(table["amount"], pa.string()))
 
     rewrite(zone, as_text)
-    assert "column 'amount' landed as VARCHAR, declared double" in gate(zone)
+    assert "column 'amount' landed as string, declared double" in gate(zone)
 
 
 def test_a_missing_column_fails(zone) -> None:

@@ -27,7 +27,13 @@ from feature_assets.demo_data import (
 from feature_assets.kernel.contract import parse_duration
 from feature_assets.kernel.dates import days_between
 from feature_assets.kernel.errors import FeatureDefinitionError
-from feature_assets.kernel.names import LANDING_SENSOR, PIPELINE_JOB, RANGE_END_TAG, RANGE_START_TAG
+from feature_assets.kernel.names import (
+    LANDING_GATE,
+    LANDING_SENSOR,
+    PIPELINE_JOB,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+)
 from feature_assets.kernel.names import ONLINE_SYNC_SENSOR as SYNC_SENSOR
 from feature_assets.kernel.names import PUBLISH_CHECK as CHECK_NAME
 from feature_assets.kernel.names import refresh_job as refresh_job_name
@@ -220,7 +226,11 @@ def test_a_partition_whose_check_failed_is_never_synced_nor_retried(env: Env, tm
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
-    assert [(e.check_name, e.passed) for e in evaluations] == [(CHECK_NAME, False)]
+    # The landing gate passed (the raw day is fine); the built partition failed its check.
+    assert [(e.check_name, e.passed) for e in evaluations] == [
+        (LANDING_GATE, True),
+        (CHECK_NAME, False),
+    ]
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert date(2026, 1, 15) not in env.store.offline.published_days(table)
     assert env.tick(SYNC_SENSOR, cursor)[0] == []

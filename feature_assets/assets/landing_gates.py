@@ -15,6 +15,7 @@ from feature_assets.kernel.names import (
     EMPTY_DAY_MARKER,
     LANDING_GATE,
     build_check_paths,
+    table_asset_path,
 )
 from feature_assets.validation.landing import check_dimension, check_landing, days_read
 from resources.landing_zone import LandingZone
@@ -60,7 +61,8 @@ def build_landing_gate(
         if daily:
             window = context.partition_time_window
             days = days_in(window.start, window.end)
-            lookback, run_days = days_read(source, readers, days[0], days[-1])
+            built = _built_in_run(context, readers)
+            lookback, run_days = days_read(source, built, days[0], days[-1])
             verdict = check_landing(zone, source, lookback, run_days)
         else:
             verdict = check_dimension(zone, source)
@@ -74,3 +76,14 @@ def build_landing_gate(
         )
 
     return _gate
+
+
+def _built_in_run(
+    context: dg.AssetCheckExecutionContext, readers: list[FeatureTable]
+) -> list[FeatureTable]:
+    """The readers this run builds: their windows set how far back the gate looks."""
+    selected = context.run.asset_selection or context.job_def.asset_selection
+    if not selected:
+        return readers
+    built = [t for t in readers if dg.AssetKey(table_asset_path(t.name)) in selected]
+    return built or readers

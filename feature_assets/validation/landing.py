@@ -15,12 +15,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_types
 
-from feature_assets.kernel.contract import LOGICAL_TYPES, FeatureTable, RawSource
+from feature_assets.kernel.contract import FeatureTable, RawSource
 from feature_assets.kernel.dates import days_between
 from feature_assets.kernel.names import EMPTY_DAY_MARKER
 from feature_assets.validation.checks import CHECKS
-from resources.landing_zone import LandedData, LandingZone
+from resources.landing_zone import LandedData, LandingZone, logical_type
 
 EXAMPLES = 3
 
@@ -92,21 +93,17 @@ def _check(
     verdict.problems += [f"  {where}: {problem}" for problem in problems]
 
 
-def _type_problems(source: RawSource, types: Mapping[str, str]) -> list[str]:
+def _type_problems(source: RawSource, types: Mapping[str, pa_types.DataType]) -> list[str]:
     problems = []
     for column in source.file_columns:
         if column.name not in types:
             problems.append(f"column {column.name!r} is missing (columns: {sorted(types)})")
-        elif column.logical_type and _logical(types[column.name]) != column.logical_type:
+        elif column.logical_type and logical_type(types[column.name]) != column.logical_type:
             problems.append(
                 f"column {column.name!r} landed as {types[column.name]}, "
                 f"declared {column.data_type}"
             )
     return problems
-
-
-def _logical(duckdb_type: str) -> str | None:
-    return LOGICAL_TYPES.get(duckdb_type.lower().split("(")[0])
 
 
 def gate_schema(source: RawSource, day: date | None) -> pa.DataFrameSchema:
