@@ -16,10 +16,12 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/feature-store demo
 
+# Two workers, one test file each at a time (module fixtures stay in one process): the
+# suite waits on real processes much of the time, so two cores carry two files.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The fast tier: no servers, no dbt or Dagster runs (under a minute on 2 cores).
 test-unit: install

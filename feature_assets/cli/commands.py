@@ -74,8 +74,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         args.first_day,
         args.last_day,
         asset_selection=selection,
-        # one dbt step, one publish check per table, one sync per online table
-        steps=1 + len(chosen) + len(synced),
+        # one landing gate per source read, one dbt step, one publish check per table,
+        # one sync per online table
+        steps=len({s for t in chosen for s in t.source_tables}) + 1 + len(chosen) + len(synced),
     )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
     return 0 if result.success else 1

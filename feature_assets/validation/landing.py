@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow as pa_types
+from pyarrow import DataType
 
 from feature_assets.kernel.contract import FeatureTable, RawSource
 from feature_assets.kernel.dates import days_between
@@ -93,7 +93,7 @@ def _check(
     verdict.problems += [f"  {where}: {problem}" for problem in problems]
 
 
-def _type_problems(source: RawSource, types: Mapping[str, pa_types.DataType]) -> list[str]:
+def _type_problems(source: RawSource, types: Mapping[str, DataType]) -> list[str]:
     problems = []
     for column in source.file_columns:
         if column.name not in types:
