@@ -90,6 +90,10 @@ class FeatureStore:
         """`table:feature` references (or a feature service name) grouped per table, in order."""
         return resolve_features(self.contract, features, full_feature_names=full_feature_names)
 
+    def ping(self) -> None:
+        """Raises StoreUnavailableError when the online store does not answer."""
+        self.online.ping()
+
     def get_online_features(
         self,
         features: Sequence[str] | str,

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,11 @@ def start_server(home: Path, port: int, kind: str = "moto", timeout: float = 60.
                 "is already running; stop it first"
             )
         return existing
+    if not _port_free(port):
+        raise LocalServerError(
+            f"127.0.0.1:{port} is in use by another process, which is not ours to adopt: "
+            "stop it, or set FEATURE_STORE_DYNAMODB_ENDPOINT to a free port"
+        )
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "online_store.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
@@ -154,7 +160,9 @@ def start_server(home: Path, port: int, kind: str = "moto", timeout: float = 60.
     server = LocalServer(pid=process.pid, port=port, kind=kind)
     _pid_file(home).write_text(json.dumps(server.__dict__))
     deadline = time.monotonic() + timeout
-    while not _ready(server):
+    # Ready means our own process is alive and the port answers: something else answering
+    # after our process died (it lost a race for the port) is not our server.
+    while process.poll() is not None or not _ready(server):
         if process.poll() is not None or time.monotonic() > deadline:
             stop_server(home)
             raise LocalServerError(
@@ -162,6 +170,15 @@ def start_server(home: Path, port: int, kind: str = "moto", timeout: float = 60.
             )
         time.sleep(0.2)
     return server
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def stop_server(home: Path, timeout: float = 10.0) -> bool:

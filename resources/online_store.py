@@ -127,6 +127,11 @@ class OnlineStore:
             self._client = session.client("dynamodb", endpoint_url=self.endpoint_url, config=config)
         return self._client
 
+    def ping(self) -> None:
+        """One cheap call; StoreUnavailableError when the store does not answer."""
+        with unavailable_as_error("online store"):
+            self.client.list_tables(Limit=1)
+
     # --- tables --------------------------------------------------------------------------
 
     def table_name(self, table: FeatureTable) -> str:

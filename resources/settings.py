@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8766
@@ -46,6 +47,17 @@ class Settings:
                 os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", DEFAULT_DYNAMODB_MAX_ATTEMPTS)
             ),
         )
+
+    @property
+    def local_port(self) -> int | None:
+        """The port of the embedded online store: the endpoint's, when the endpoint is on this
+        machine. One setting, so the CLI, the demo and every client agree on it."""
+        if not self.dynamodb_endpoint:
+            return None
+        url = urlparse(self.dynamodb_endpoint)
+        if url.hostname not in ("127.0.0.1", "localhost") or url.port is None:
+            return None
+        return url.port
 
     @property
     def landing_dir(self) -> Path:

@@ -55,8 +55,6 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> No
             "300",
             "--transactions-per-day",
             "2000",
-            "--port",
-            str(port),
             env=env,
             budget=BUDGET_FACTOR * DEMO_UNITS * startup,
         )

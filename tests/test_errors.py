@@ -42,7 +42,7 @@ class RaisingStore:
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, RaisingStore]]:
     store = RaisingStore()
-    http = make_server(store, "127.0.0.1", 0)  # type: ignore[arg-type]
+    http = make_server(store, "127.0.0.1", 0, allow_anonymous=True)  # type: ignore[arg-type]
     threading.Thread(target=http.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{http.server_address[1]}", store
     http.shutdown()
@@ -97,7 +97,7 @@ def test_an_unreachable_online_store_is_a_503_naming_the_table(tmp_path) -> None
         # Nothing listens there; one attempt, so the test does not wait out botocore's retries.
         OnlineStore(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1),
     )
-    http = make_server(store, "127.0.0.1", 0)
+    http = make_server(store, "127.0.0.1", 0, allow_anonymous=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
         body = json.dumps(

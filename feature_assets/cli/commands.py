@@ -12,6 +12,7 @@ from pathlib import Path
 
 from feature_assets.cli import render
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
+from feature_assets.kernel.errors import CallerError
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from resources.dbt_manifest import dbt_executable
@@ -25,7 +26,7 @@ def yesterday() -> date:
 
 def cmd_online_store(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "start":
-        server = start_server(settings.home, args.port, args.server)
+        server = start_server(settings.home, embedded_port(settings), args.server)
         print(f"{server.kind} online store on {server.endpoint} (pid {server.pid})")
     elif args.action == "stop":
         print("stopped" if stop_server(settings.home) else "no online store was running")
@@ -34,6 +35,16 @@ def cmd_online_store(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{server.kind} on {server.endpoint} (pid {server.pid})" if server else "not running")
         return 0 if server else 1
     return 0
+
+
+def embedded_port(settings: Settings) -> int:
+    """The embedded store's port, from the one endpoint setting every client reads."""
+    if settings.local_port is None:
+        raise CallerError(
+            f"FEATURE_STORE_DYNAMODB_ENDPOINT is {settings.dynamodb_endpoint!r}, not "
+            "http://127.0.0.1:<port>: there is no embedded online store to run"
+        )
+    return settings.local_port
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,12 +103,23 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
     from feature_assets.feature_server import make_server
 
     token = os.environ.get("FEATURE_STORE_SERVER_TOKEN") or None
-    server = make_server(FeatureStore.from_settings(settings), args.host, args.port, token=token)
+    server = make_server(
+        FeatureStore.from_settings(settings),
+        args.host,
+        args.port,
+        token=token,
+        allow_anonymous=args.no_auth,
+    )
+    # The access log (one line per request, with its request id) goes to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(
-        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})"
+        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})",
+        flush=True,
     )
     reset_signals()
     try:

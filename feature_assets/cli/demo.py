@@ -10,12 +10,12 @@ import boto3
 import pandas as pd
 
 from feature_assets.cli import render
-from feature_assets.cli.commands import yesterday
+from feature_assets.cli.commands import embedded_port, yesterday
 from feature_assets.cli.parsing import WINDOW_WARMUP_DAYS
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
-from resources.local_dynamodb import running_server, start_server
+from resources.local_dynamodb import start_server
 from resources.settings import Settings
 
 DEMO_TABLE = "user_daily_transactions_7d"
@@ -30,7 +30,7 @@ CHURN_SERVICE = "churn_prediction_v1"
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
-    server = running_server(settings.home) or start_server(settings.home, args.port, args.server)
+    server = start_server(settings.home, embedded_port(settings), args.server)
     print(f"[1/5] online store: {server.kind} on {server.endpoint} (pid {server.pid})")
     last = yesterday()
     first = last - timedelta(days=args.days - 1)

@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime
 
 from feature_assets.demo_data import DemoDataSpec
 from resources.local_dynamodb import SERVER_KINDS
-from resources.settings import DEFAULT_PORT
 
 # The longest window of the demo tables (30 days): land that much history before the first day.
 WINDOW_WARMUP_DAYS = 30
@@ -44,9 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
             **kwargs,
         )
 
-    online = command("online-store", "start, stop or check the embedded online store")
+    online = command(
+        "online-store",
+        "start, stop or check the embedded online store (on the port of "
+        "FEATURE_STORE_DYNAMODB_ENDPOINT, default 8766)",
+    )
     online.add_argument("action", choices=["start", "stop", "status"])
-    online.add_argument("--port", type=int, default=DEFAULT_PORT)
     online.add_argument("--server", choices=SERVER_KINDS, default="moto")
 
     generate = command("generate-data", "land seeded demo raw data as daily Parquet files")
@@ -73,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", "HTTP feature server (bearer token from FEATURE_STORE_SERVER_TOKEN)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=6566)
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without a token (127.0.0.1 only; never on another address)",
+    )
 
     ui = command("ui", "run the Dagster UI and daemon (dagster dev)")
     ui.add_argument("--port", type=int, default=3000)
@@ -98,6 +105,5 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=60)
     demo.add_argument("--users", type=int, default=DemoDataSpec.users)
     demo.add_argument("--transactions-per-day", type=int, default=DemoDataSpec.transactions_per_day)
-    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--server", choices=SERVER_KINDS, default="moto")
     return parser
