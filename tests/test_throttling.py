@@ -1,0 +1,63 @@
+"""Under throttling and partial batches (a proxy in front of the real server), writes and reads
+complete with every item exact, and the write rate degrades gracefully, not by 40x."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import pyarrow as pa
+import pytest
+
+from resources.online_store import OnlineStore
+from tests.builders import BUDGET_FACTOR, synthetic_table, timed
+from tests.throttling_proxy import throttling_proxy
+
+TABLE = synthetic_table(name="user_daily_clicks_7d", ttl=None, features=("clicks",))
+N = 2_000
+
+
+def rows() -> pa.Table:
+    stamp = pa.array([datetime(2026, 1, 2)] * N, pa.timestamp("us"))
+    return pa.table(
+        {
+            "user_id": pa.array(range(N), pa.int64()),
+            "feature_date": pa.array([date(2026, 1, 1)] * N),
+            "event_timestamp": stamp,
+            "created_at": stamp,
+            "clicks": pa.array([3 * i for i in range(N)], pa.int64()),
+        }
+    )
+
+
+def store_at(endpoint: str, prefix: str) -> OnlineStore:
+    return OnlineStore(endpoint_url=endpoint, table_prefix=prefix)
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3])
+def test_writes_and_reads_complete_exactly_under_throttling(online_server, share) -> None:
+    direct = store_at(online_server.endpoint, f"t{uuid.uuid4().hex[:8]}_")
+    # The unit: the same write with nothing in the way.
+    written, unit = timed(lambda: direct.write_rows(TABLE, rows()))
+    assert written == N
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    with throttling_proxy(online_server.endpoint, share, share) as (endpoint, counts):
+        throttled = store_at(endpoint, prefix)
+        written, took = timed(lambda: throttled.write_rows(TABLE, rows()))
+        assert written == N
+        assert counts.throttled > 0 and counts.partial > 0  # the faults did happen
+        # Graceful: a few times slower at most, not the 40x of a collapsing client.
+        assert took < BUDGET_FACTOR * max(unit, 0.5), (took, unit)
+        reads = throttled.read(TABLE, [{"user_id": i} for i in range(N)], ["clicks"])
+    assert [r.values.get("clicks") for r in reads] == [3 * i for i in range(N)]
+    client = store_at(online_server.endpoint, prefix).client
+    count = client.scan(TableName=f"{prefix}{TABLE.name}", Select="COUNT")
+    total = count["Count"]
+    while "LastEvaluatedKey" in count:
+        count = client.scan(
+            TableName=f"{prefix}{TABLE.name}",
+            Select="COUNT",
+            ExclusiveStartKey=count["LastEvaluatedKey"],
+        )
+        total += count["Count"]
+    assert total == N
