@@ -10,6 +10,8 @@ read by training sets or the online sync.
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +38,8 @@ from resources.sql import DUCKDB_TYPES, file_list, ident, literal
 from resources.training_set import TrainingSet
 
 DATA_FILE = "data.parquet"
+# A Dagster run id: a run's staging folder is named after it.
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
 # Where a run's dbt build writes each table: `{table}` is replaced by the table's name, by
 # the `external_location` macro (the template reaches dbt as the `staged_path` var).
 STAGED_FILE_TEMPLATE = "{table}.parquet"
@@ -151,6 +155,23 @@ class OfflineStore:
         self.staged_path(table, run_id).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty yet
             self.run_staging_dir(run_id).rmdir()
+
+    def remove_leftovers(self, active_runs: set[str], oldest_active_start: float | None) -> int:
+        """Delete what runs that are no longer going left behind: their staging folders, and
+        half-written `.tmp-*` files in day folders older than every run still going.
+        Returns how many paths were removed."""
+        removed = 0
+        staging = Path(self.staging_root)
+        for folder in staging.glob("*") if staging.exists() else []:
+            if folder.is_dir() and RUN_ID.fullmatch(folder.name) and folder.name not in active_runs:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        for tmp in Path(self.root).glob(f"*/*/{DATA_FILE}.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if oldest_active_start is None or tmp.stat().st_mtime < oldest_active_start:
+                    tmp.unlink()
+                    removed += 1
+        return removed
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Launching the feature pipeline for a day range on a Dagster instance (CLI, demo, tests)."""
 
 import os
+import socket
 import sys
 import threading
 import uuid
@@ -14,7 +15,8 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from feature_assets.kernel.dates import range_tags
-from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP
+from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP, RUN_HOST_TAG, RUN_PID_TAG
+from resources.offline_store import OfflineStore
 from resources.settings import Settings
 
 # Step-by-step events stay in the run's record (and the UI); the terminal shows warnings only.
@@ -32,6 +34,11 @@ run_retries:
   enabled: true
   max_retries: 2
   retry_on_asset_or_op_failure: false
+# Under the daemon: a failed or killed run's pool slots are freed a minute after it ends
+# (runs of the CLI are reaped by `reap_dead_runs` before the next one starts).
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 # Evaluate each feature table's FreshnessPolicy (its freshness SLA) in the UI.
 freshness:
   enabled: true
@@ -75,6 +82,8 @@ def materialize_range(
 
     A selection runs the selected assets' checks and the landing gates of the raw sources
     they read (an asset selection alone would drop the gates, which are on other assets)."""
+    reap_dead_runs(instance)
+    remove_leftovers(defs, instance)
     job = defs.resolve_job_def(PIPELINE_JOB)
     if asset_selection:
         job = job.get_subset(
@@ -85,9 +94,67 @@ def materialize_range(
         instance=instance,
         run_config=QUIET_RUN_CONFIG if run_config is None else run_config,
         raise_on_error=raise_on_error,
-        tags=range_tags(first, last),
+        tags={**range_tags(first, last), **owner_tags()},
         run_id=run_id,
     )
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process runs a run: a run whose process is gone can be told from a live one."""
+    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs whose process died (kill -9, a lost machine) and free their pool slots.
+
+    An in-process run killed outright stays STARTED and keeps its `publish_<table>` or
+    `online_sync_<table>` slot, so every later run of that table would wait for it forever.
+    Runs started by this machine's processes carry their pid; one whose pid is gone is dead.
+    (Under `dagster dev`, runs the daemon launches are watched by Dagster's run monitoring.)
+    """
+    reaped = []
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={RUN_HOST_TAG: socket.gethostname()},
+        )
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = int(run.tags.get(RUN_PID_TAG, "0"))
+        if pid and not _process_alive(pid):
+            instance.report_run_failed(run, f"its process {pid} is gone (killed or crashed)")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
+ACTIVE = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def remove_leftovers(defs: dg.Definitions, instance: dg.DagsterInstance) -> int:
+    """Staging folders and `.tmp-*` files that runs no longer going left behind."""
+    store = (defs.resources or {}).get("offline_store")
+    if not isinstance(store, OfflineStore):
+        return 0
+    active = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE))
+    starts = [r.create_timestamp.timestamp() for r in active]
+    return store.remove_leftovers({r.dagster_run.run_id for r in active}, min(starts, default=None))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def checks_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> set[dg.AssetCheckKey]:

@@ -26,6 +26,9 @@ FEATURE_TABLE_TAG = "feature_table"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 TRIGGER_TAG = "feature_store/trigger"
+# The machine and process running an in-process run, so a run whose process died is found.
+RUN_HOST_TAG = "feature_store/host"
+RUN_PID_TAG = "feature_store/pid"
 
 # Parquet key-value metadata of a published day: the run that published it.
 PUBLISHED_BY_RUN = "feature_store.run_id"

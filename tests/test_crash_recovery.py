@@ -1,0 +1,127 @@
+"""A run killed with kill -9 in any step never blocks later runs: the README's command run
+again recovers the exact state (whole days offline, newest rows online)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from feature_assets.demo_data import DemoDataSpec, generate_landing_data
+from feature_assets.kernel.dates import days_between
+from feature_assets.kernel.names import PUBLISH_CHECK, online_sync_step
+from feature_assets.sdk import FeatureStore
+from resources.offline_store import RUN_ID
+from tests.builders import BUDGET_FACTOR, make_settings, run_within, settings_env, timed
+
+TABLE = "user_daily_transactions_7d"
+SPEC = DemoDataSpec(users=300, merchants=40, transactions_per_day=2_000, seed=5)
+FIRST, LAST = date(2026, 1, 8), date(2026, 1, 12)
+STEPS = {
+    "dbt build": "feature_tables",
+    "publish check": f"{TABLE}_{PUBLISH_CHECK}",
+    "online sync": online_sync_step(TABLE),
+}
+
+
+def backfill(settings, first: date = FIRST, last: date = LAST) -> subprocess.Popen:
+    command = [sys.executable, "-m", "feature_assets.cli", "backfill", str(first), str(last)]
+    return subprocess.Popen(
+        [*command, "--table", TABLE],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # kill -9 takes the run and its dbt child, as a lost box would
+    )
+
+
+def run_ids(settings) -> set[str]:
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        return {record.dagster_run.run_id for record in instance.get_run_records()}
+
+
+def started_step(settings, step: str, earlier_runs: set[str]) -> bool:
+    """The step started in a run other than `earlier_runs`."""
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        return any(
+            record.event_log_entry.step_key == step
+            for run in instance.get_run_records()
+            if run.dagster_run.run_id not in earlier_runs
+            for record in instance.get_records_for_run(
+                run.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START
+            ).records
+        )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, online_server) -> tuple:
+    """One environment for the three kills (each rerun must recover whatever the last left),
+    and the duration of a one-day backfill: the unit of every budget here."""
+    settings = make_settings(tmp_path_factory.mktemp("crash"), online_server.endpoint)
+    generate_landing_data(settings.landing_dir, date(2026, 1, 1), date(2026, 1, 13), SPEC)
+    (calibration,), unit = timed(
+        lambda: run_within([backfill(settings, FIRST, FIRST)], 3_600, "one-day backfill")
+    )
+    assert "succeeded" in calibration[0], calibration[0]
+    return settings, unit
+
+
+@pytest.mark.parametrize("step", STEPS.values(), ids=STEPS)
+def test_a_run_killed_in_any_step_is_recovered_by_running_the_command_again(home, step) -> None:
+    settings, unit = home
+
+    earlier = run_ids(settings)
+    victim = backfill(settings)
+    deadline = time.monotonic() + BUDGET_FACTOR * unit
+    while not started_step(settings, step, earlier):
+        assert victim.poll() is None, victim.communicate()[0]
+        assert time.monotonic() < deadline, f"step {step} never started"
+        time.sleep(0.2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+    (again,) = run_within([backfill(settings)], BUDGET_FACTOR * 2 * unit, "the backfill again")
+    assert "succeeded" in again[0], again[0]
+
+    store = FeatureStore.from_settings(settings)
+    table = store.tables[TABLE]
+    assert store.offline.published_days(table) == days_between(FIRST, LAST)
+    for day in days_between(FIRST, LAST):  # whole days: every transaction counted once
+        rows = store.offline.read_partition(table, day)
+        assert rows["transaction_count_7d"].sum() == 7 * SPEC.transactions_per_day
+    winners = store.offline.latest_rows(table).to_pandas()
+    items = store.online.client.scan(TableName=store.online.table_name(table))["Items"]
+    online = {int(i["user_id"]["N"]): int(i["transaction_count_7d"]["N"]) for i in items}
+    assert online == dict(zip(winners["user_id"], winners["transaction_count_7d"], strict=True))
+    assert list(settings.offline_dir.rglob("*.tmp-*")) == []
+    # The killed run's staging folder is gone; the rerun removed its own after publishing.
+    assert [p for p in settings.staging_dir.iterdir() if RUN_ID.fullmatch(p.name)] == []
+
+
+def test_leftovers_of_runs_no_longer_going_are_removed_and_others_kept(tmp_path) -> None:
+    from resources.offline_store import OfflineStore
+
+    store = OfflineStore(tmp_path / "offline", tmp_path / "staging")
+    dead, alive = "0" * 8 + "-0000-0000-0000-" + "0" * 12, "1" * 32
+    for run in (dead, alive):
+        (tmp_path / "staging" / run).mkdir(parents=True)
+    (tmp_path / "staging" / ".duckdb_spill").mkdir()
+    day = tmp_path / "offline" / "t" / "feature_date=2026-01-01"
+    day.mkdir(parents=True)
+    stale = day / "data.parquet.tmp-aaaa"
+    stale.write_bytes(b"half")
+    os.utime(stale, (1_000, 1_000))
+    fresh = day / "data.parquet.tmp-bbbb"
+    fresh.write_bytes(b"being written")
+    assert store.remove_leftovers({alive}, oldest_active_start=2_000.0) == 2
+    assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == [".duckdb_spill", alive]
+    assert sorted(p.name for p in day.iterdir()) == [fresh.name]
