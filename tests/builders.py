@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -178,3 +179,19 @@ def run_within(
 
 def item_values(items: Mapping[str, Any]) -> dict[str, Any]:
     return {name: next(iter(value.values())) for name, value in items.items()}
+
+
+def backfill_process(
+    settings: Settings, first: date, last: date, table: str, *, own_session: bool = False
+) -> subprocess.Popen:
+    """`feature-store backfill first last --table table` as the README runs it (text output).
+    In its own session, kill -9 of the group takes the run and its dbt child together."""
+    command = [sys.executable, "-m", "feature_assets.cli", "backfill", str(first), str(last)]
+    return subprocess.Popen(
+        [*command, "--table", table],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=own_session,
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import date
 
@@ -18,7 +17,13 @@ from feature_assets.kernel.dates import days_between
 from feature_assets.kernel.names import PUBLISH_CHECK, online_sync_step
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import RUN_ID
-from tests.builders import BUDGET_FACTOR, make_settings, run_within, settings_env, timed
+from tests.builders import (
+    BUDGET_FACTOR,
+    backfill_process,
+    make_settings,
+    run_within,
+    timed,
+)
 
 TABLE = "user_daily_transactions_7d"
 SPEC = DemoDataSpec(users=300, merchants=40, transactions_per_day=2_000, seed=5)
@@ -31,15 +36,8 @@ STEPS = {
 
 
 def backfill(settings, first: date = FIRST, last: date = LAST) -> subprocess.Popen:
-    command = [sys.executable, "-m", "feature_assets.cli", "backfill", str(first), str(last)]
-    return subprocess.Popen(
-        [*command, "--table", TABLE],
-        env=settings_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # kill -9 takes the run and its dbt child, as a lost box would
-    )
+    # kill -9 of its group takes the run and its dbt child, as a lost machine would
+    return backfill_process(settings, first, last, TABLE, own_session=True)
 
 
 def run_ids(settings) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -43,11 +42,11 @@ from resources.local_dynamodb import start_server, stop_server
 from resources.settings import PROJECT_ROOT, Settings
 from tests.builders import (
     BUDGET_FACTOR,
+    backfill_process,
     free_port,
     make_settings,
     publish_rows,
     run_within,
-    settings_env,
     synthetic_table,
     timed,
     yaml_feature_tables,
@@ -376,14 +375,7 @@ def test_eight_partitions_launched_at_once_all_publish_and_sync(tmp_path, online
     first = date(2026, 1, 8)
 
     def backfill(day: date) -> subprocess.Popen:
-        command = [sys.executable, "-m", "feature_assets.cli", "backfill", str(day), str(day)]
-        return subprocess.Popen(
-            [*command, "--table", TABLE],
-            env=settings_env(settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        return backfill_process(settings, day, day, TABLE)
 
     # One day alone first: its duration is the unit the eight runs' budget is derived from
     # (they share two cores and queue at the table's publish and sync pools).

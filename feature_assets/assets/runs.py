@@ -17,6 +17,7 @@ from tqdm import tqdm
 from feature_assets.kernel.dates import range_tags
 from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP, RUN_HOST_TAG, RUN_PID_TAG
 from resources.offline_store import OfflineStore
+from resources.processes import process_alive
 from resources.settings import Settings
 
 # Step-by-step events stay in the run's record (and the UI); the terminal shows warnings only.
@@ -122,7 +123,7 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in records:
         run = record.dagster_run
         pid = int(run.tags.get(RUN_PID_TAG, "0"))
-        if pid and not _process_alive(pid):
+        if pid and not process_alive(pid):
             instance.report_run_failed(run, f"its process {pid} is gone (killed or crashed)")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             reaped.append(run.run_id)
@@ -145,16 +146,6 @@ def remove_leftovers(defs: dg.Definitions, instance: dg.DagsterInstance) -> int:
     active = instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE))
     starts = [r.create_timestamp.timestamp() for r in active]
     return store.remove_leftovers({r.dagster_run.run_id for r in active}, min(starts, default=None))
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def checks_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> set[dg.AssetCheckKey]:
