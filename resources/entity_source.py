@@ -168,6 +168,12 @@ def parses_as_sql(text: str) -> bool:
 
 
 def _as_frame(con: duckdb.DuckDBPyConnection, entity: Any) -> pd.DataFrame | pa.Table:
+    if isinstance(entity, pd.DataFrame) and any(
+        isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns" for dtype in entity.dtypes
+    ):
+        # DuckDB scans a zoned pandas column at microseconds; through Arrow it keeps the
+        # nanoseconds, so the column passes through exactly.
+        return pa.Table.from_pandas(entity, preserve_index=False)
     if isinstance(entity, pd.DataFrame | pa.Table):
         return entity
     if type(entity).__module__.startswith("polars"):

@@ -33,7 +33,13 @@ class TrainingSet:
         return self._con.sql(self._query).columns
 
     def to_pandas(self) -> pd.DataFrame:
-        return self._con.sql(self._query).df()
+        relation = self._con.sql(self._query)
+        frame = relation.df()
+        for name, duckdb_type in zip(relation.columns, relation.types, strict=True):
+            # DuckDB hands zoned nanosecond columns to pandas without their zone (UTC).
+            if str(duckdb_type) == "TIMESTAMPTZ_NS" and frame[name].dt.tz is None:
+                frame[name] = frame[name].dt.tz_localize("UTC")
+        return frame
 
     def to_arrow(self) -> pa.Table:
         return self._con.sql(self._query).to_arrow_table()

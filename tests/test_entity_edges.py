@@ -102,11 +102,13 @@ def test_nanosecond_entity_times_never_leak_in_any_input_form(
     assert result[extra].tolist() == list(range(len(entities)))  # order kept, nothing dropped
     expected = [oracle(table, rows, entity, "value_0", cutoff) for entity in entities]
     assert [None if pd.isna(v) else int(v) for v in result["value_0"]] == expected
-    if form != "pandas_utc_ns":  # DuckDB reads zoned pandas columns at microseconds
-        passed_through = pd.to_datetime(result["event_timestamp"]).dt.tz_localize(None)
-        assert passed_through.astype("int64").tolist() == [
-            e["event_timestamp"].value for e in entities
-        ]
+    passed_through = pd.to_datetime(result["event_timestamp"])
+    if form in ("pandas_utc_ns", "arrow_utc_ns"):
+        assert str(passed_through.dt.tz) in ("UTC", "Etc/UTC")  # still zoned, in UTC
+        passed_through = passed_through.dt.tz_localize(None)
+    assert passed_through.astype("int64").tolist() == [
+        e["event_timestamp"].value for e in entities
+    ]
 
 
 def one_row_store(tmp: Path, ttl: timedelta | None = timedelta(hours=30)):
