@@ -23,6 +23,7 @@ from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.dates import contiguous_ranges, range_tags
 from feature_assets.kernel.names import ONLINE_SYNC_SENSOR, TRIGGER_TAG, online_asset_path
 from resources.offline_store import OfflineStore
+from sensors.dead_runs import reap_dead_runs
 
 Versions = dict[str, dict[str, int]]  # table -> day -> published version
 
@@ -52,6 +53,7 @@ def evaluate_online_sync(
     offline_store: OfflineStore,
 ) -> dg.SensorResult:
     """One tick: compare each table's published versions with the cursor's."""
+    reap_dead_runs(instance)  # a day whose publishing run died must not wait for it
     handled: Versions = json.loads(cursor) if cursor else {}
     now: Versions = {
         name: {day.isoformat(): v for day, v in offline_store.published_versions(t).items()}

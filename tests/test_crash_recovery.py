@@ -7,14 +7,23 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from datetime import date
 
 import dagster as dg
 import pytest
 
+from feature_assets.assets.build import build_definitions
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.kernel.dates import days_between
-from feature_assets.kernel.names import PUBLISH_CHECK, online_sync_step
+from feature_assets.kernel.names import (
+    ONLINE_SYNC_SENSOR,
+    PUBLISH_CHECK,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    online_asset_path,
+    online_sync_step,
+)
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import RUN_ID
 from tests.builders import (
@@ -24,6 +33,7 @@ from tests.builders import (
     run_within,
     timed,
 )
+from tests.throttling_proxy import throttling_proxy
 
 TABLE = "user_daily_transactions_7d"
 SPEC = DemoDataSpec(users=300, merchants=40, transactions_per_day=2_000, seed=5)
@@ -123,3 +133,34 @@ def test_leftovers_of_runs_no_longer_going_are_removed_and_others_kept(tmp_path)
     assert store.remove_leftovers({alive}, oldest_active_start=2_000.0) == 2
     assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == [".duckdb_spill", alive]
     assert sorted(p.name for p in day.iterdir()) == [fresh.name]
+
+
+def test_the_sync_sensor_does_not_wait_on_a_dead_run(home) -> None:
+    """A run killed in its sync step published days it never synced: the sensor syncs them."""
+    settings, unit = home
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def(ONLINE_SYNC_SENSOR)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    with dg.DagsterInstance.get() as instance:
+
+        def tick(cursor: str | None):
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+            return list(data.run_requests or []), data.cursor
+
+        _, cursor = tick(None)  # what is published now is handled
+        earlier = run_ids(settings)
+        # Every write throttled: the victim's sync keeps retrying until it is killed.
+        with throttling_proxy(settings.dynamodb_endpoint, 1.0, 0.0) as (endpoint, _):
+            slowed = replace(settings, dynamodb_endpoint=endpoint)
+            victim = backfill_process(slowed, LAST, LAST, TABLE, own_session=True)
+            deadline = time.monotonic() + BUDGET_FACTOR * unit
+            while not started_step(settings, online_sync_step(TABLE), earlier):
+                assert victim.poll() is None, victim.communicate()[0]
+                assert time.monotonic() < deadline, "the sync step never started"
+                time.sleep(0.2)
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+        requests, _ = tick(cursor)
+    assert [
+        (r.asset_selection, r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests
+    ] == [([dg.AssetKey(online_asset_path(TABLE))], str(LAST), str(LAST))]

@@ -106,9 +106,7 @@ def test_nanosecond_entity_times_never_leak_in_any_input_form(
     if form in ("pandas_utc_ns", "arrow_utc_ns"):
         assert str(passed_through.dt.tz) in ("UTC", "Etc/UTC")  # still zoned, in UTC
         passed_through = passed_through.dt.tz_localize(None)
-    assert passed_through.astype("int64").tolist() == [
-        e["event_timestamp"].value for e in entities
-    ]
+    assert passed_through.astype("int64").tolist() == [e["event_timestamp"].value for e in entities]
 
 
 def one_row_store(tmp: Path, ttl: timedelta | None = timedelta(hours=30)):
