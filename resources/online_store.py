@@ -48,6 +48,10 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 # measured 455 items/s (851 unthrottled); "adaptive" rate-limits the client down to 19 items/s
 # and "standard" (1 s base, up to 20 s) to 57 (benchmarks/throttling.py).
 RETRY_MODE = "legacy"
+# How long one write batch may wait out throttling beyond botocore's retries before the
+# write fails (and the sync step is retried): a full resync of 18,442 items at 30%
+# throttling + 30% unprocessed failed on one unlucky batch without it.
+THROTTLE_BUDGET_SECONDS = 120.0
 THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -90,6 +94,7 @@ class OnlineStore:
         max_attempts: int = DEFAULT_DYNAMODB_MAX_ATTEMPTS,
         write_concurrency: int = 4,
         read_concurrency: int = 8,
+        throttle_budget_seconds: float = THROTTLE_BUDGET_SECONDS,
         client: Any = None,
     ) -> None:
         """`client` replaces the boto3 client built from the other settings (tests, proxies)."""
@@ -99,6 +104,7 @@ class OnlineStore:
         self.max_attempts = max_attempts
         self.write_concurrency = write_concurrency
         self.read_concurrency = read_concurrency
+        self.throttle_budget_seconds = throttle_budget_seconds
         self._client = client
         self._read_pool: ThreadPoolExecutor | None = None
 
@@ -202,19 +208,31 @@ class OnlineStore:
         return written
 
     def _write_batch(self, name: str, items: list[dict[str, Any]]) -> int:
+        """One batch until every item is written. Throttling (an error after botocore's own
+        retries, or items left unprocessed) is waited out within the batch's retry budget, so
+        one unlucky batch of a long sync does not fail the whole write; an unreachable store
+        fails at once (the sync step retries later)."""
         request = {name: [{"PutRequest": {"Item": item}} for item in items]}
+        deadline = time.monotonic() + self.throttle_budget_seconds
         delay = 0.05
-        for _attempt in range(self.max_attempts):
-            request = (
-                self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-            )
+        while True:
+            try:
+                response = self.client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
             if not request:
                 return len(items)
+            if time.monotonic() + delay > deadline:
+                raise StoreUnavailableError(
+                    f"online table {name!r}: {len(request[name])} items still unprocessed after "
+                    f"the retry budget of {self.throttle_budget_seconds:g}s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-        raise StoreUnavailableError(
-            f"online table {name!r}: items still unprocessed after {self.max_attempts} attempts"
-        )
 
     # --- reads ---------------------------------------------------------------------------
 

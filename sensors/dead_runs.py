@@ -6,13 +6,16 @@ import socket
 
 import dagster as dg
 
-from feature_assets.kernel.names import RUN_HOST_TAG, RUN_PID_TAG
-from resources.processes import process_alive
+from feature_assets.kernel.names import RUN_HOST_TAG, RUN_PID_STARTED_TAG, RUN_PID_TAG
+from resources.processes import process_alive, process_started
 
 
 def owner_tags() -> dict[str, str]:
     """Which process runs a run: a run whose process is gone can be told from a live one."""
-    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())}
+    pid = os.getpid()
+    tags = {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(pid)}
+    started = process_started(pid)
+    return tags if started is None else {**tags, RUN_PID_STARTED_TAG: started}
 
 
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -20,7 +23,8 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
     An in-process run killed outright stays STARTED and keeps its `publish_<table>` or
     `online_sync_<table>` slot, so every later run of that table would wait for it forever.
-    Runs started by this machine's processes carry their pid; one whose pid is gone is dead.
+    Runs started by this machine's processes carry their pid and its start time; one whose
+    pid is gone, or now names a later process, is dead.
     (Under `dagster dev`, runs the daemon launches are watched by Dagster's run monitoring.)
     """
     reaped = []
@@ -33,7 +37,7 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in records:
         run = record.dagster_run
         pid = int(run.tags.get(RUN_PID_TAG, "0"))
-        if pid and not process_alive(pid):
+        if pid and not process_alive(pid, run.tags.get(RUN_PID_STARTED_TAG)):
             instance.report_run_failed(run, f"its process {pid} is gone (killed or crashed)")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             reaped.append(run.run_id)

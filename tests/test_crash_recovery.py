@@ -3,12 +3,14 @@ again recovers the exact state (whole days offline, newest rows online)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,11 +23,16 @@ from feature_assets.kernel.names import (
     PUBLISH_CHECK,
     RANGE_END_TAG,
     RANGE_START_TAG,
+    RUN_HOST_TAG,
+    RUN_PID_STARTED_TAG,
+    RUN_PID_TAG,
     online_asset_path,
     online_sync_step,
 )
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import RUN_ID
+from resources.processes import process_alive
+from sensors.dead_runs import owner_tags, reap_dead_runs
 from tests.builders import (
     BUDGET_FACTOR,
     backfill_process,
@@ -46,8 +53,46 @@ STEPS = {
 
 
 def backfill(settings, first: date = FIRST, last: date = LAST) -> subprocess.Popen:
-    # kill -9 of its group takes the run and its dbt child, as a lost machine would
+    # In its own session, so whatever survives the kill can still be stopped by its group.
     return backfill_process(settings, first, last, TABLE, own_session=True)
+
+
+def descendants(pid: int) -> set[int]:
+    """Processes below `pid` now (Linux /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def in_step(pid: int, step: str) -> bool:
+    """In the dbt step, once `dbt build` runs (the step first asks `dbt --version`)."""
+    if step != STEPS["dbt build"]:
+        return True
+    return any(b"\0build\0" in cmdline(child) for child in descendants(pid))
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_gone(pids: set[int], budget: float) -> set[int]:
+    """The pids still alive once the budget is spent (none, as soon as all have gone)."""
+    deadline = time.monotonic() + budget
+    while (alive := {p for p in pids if process_alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def run_ids(settings) -> set[str]:
@@ -90,12 +135,19 @@ def test_a_run_killed_in_any_step_is_recovered_by_running_the_command_again(home
     earlier = run_ids(settings)
     victim = backfill(settings)
     deadline = time.monotonic() + BUDGET_FACTOR * unit
-    while not started_step(settings, step, earlier):
+    while not (started_step(settings, step, earlier) and in_step(victim.pid, step)):
         assert victim.poll() is None, victim.communicate()[0]
         assert time.monotonic() < deadline, f"step {step} never started"
         time.sleep(0.2)
-    os.killpg(victim.pid, signal.SIGKILL)
+    children = descendants(victim.pid)
+    for dbt in (c for c in children if b"\0build\0" in cmdline(c)):
+        os.kill(dbt, signal.SIGSTOP)  # busy in a long query: silent, so no broken pipe stops it
+    os.kill(victim.pid, signal.SIGKILL)  # the run's process only, as the OOM killer would
     victim.wait()
+    survivors = wait_gone(children, unit)
+    with contextlib.suppress(ProcessLookupError):  # whatever survived: the next test starts clean
+        os.killpg(victim.pid, signal.SIGKILL)
+    assert not survivors, f"still running after the run was killed: {survivors}"
 
     (again,) = run_within([backfill(settings)], BUDGET_FACTOR * 2 * unit, "the backfill again")
     assert "succeeded" in again[0], again[0]
@@ -164,3 +216,24 @@ def test_the_sync_sensor_does_not_wait_on_a_dead_run(home) -> None:
     assert [
         (r.asset_selection, r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests
     ] == [([dg.AssetKey(online_asset_path(TABLE))], str(LAST), str(LAST))]
+
+
+@pytest.mark.parametrize(
+    ("tags", "reaped"),
+    [
+        pytest.param(owner_tags(), False, id="its process runs"),
+        pytest.param({**owner_tags(), RUN_PID_STARTED_TAG: "1"}, True, id="its pid was reused"),
+        pytest.param({**owner_tags(), RUN_PID_TAG: str(2**22 + 1)}, True, id="its pid is gone"),
+        pytest.param({**owner_tags(), RUN_HOST_TAG: "elsewhere"}, False, id="another machine"),
+    ],
+)
+def test_a_run_is_reaped_only_when_its_own_process_is_gone(tags, reaped) -> None:
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    with dg.instance_for_test() as instance:
+        run = instance.add_run(
+            DagsterRun(job_name="pipeline", status=dg.DagsterRunStatus.STARTED, tags=tags)
+        )
+        assert reap_dead_runs(instance) == ([run.run_id] if reaped else [])
+        status = instance.get_run_by_id(run.run_id).status
+    assert status == (dg.DagsterRunStatus.FAILURE if reaped else dg.DagsterRunStatus.STARTED)

@@ -61,3 +61,21 @@ def test_writes_and_reads_complete_exactly_under_throttling(online_server, share
         )
         total += count["Count"]
     assert total == N
+
+
+def test_throttling_longer_than_botocores_retries_is_waited_out(online_server) -> None:
+    """A long sync meets a burst of throttling that outlasts botocore's retries of one call:
+    the batch waits it out within its retry budget instead of failing the whole write."""
+    attempts = 4
+    # botocore's legacy backoff for DynamoDB: at most 50 ms x 2^n between attempts.
+    botocore_patience = sum(0.05 * 2**n for n in range(attempts - 1))
+    burst = 4 * botocore_patience + 1.0
+    with throttling_proxy(online_server.endpoint, 0.0, 0.0, burst=burst) as (endpoint, counts):
+        store = OnlineStore(
+            endpoint_url=endpoint, table_prefix=f"t{uuid.uuid4().hex[:8]}_", max_attempts=attempts
+        )
+        written, took = timed(lambda: store.write_rows(TABLE, rows()))
+        reads = store.read(TABLE, [{"user_id": i} for i in range(N)], ["clicks"])
+    assert written == N and counts.throttled > attempts
+    assert took >= burst
+    assert [r.values.get("clicks") for r in reads] == [3 * i for i in range(N)]

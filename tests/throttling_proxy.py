@@ -9,6 +9,7 @@ import http.client
 import json
 import random
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +35,14 @@ class Counts:
 
 @contextmanager
 def throttling_proxy(
-    upstream: str, throttle: float, unprocessed: float, seed: int = 7
+    upstream: str, throttle: float, unprocessed: float, seed: int = 7, burst: float = 0.0
 ) -> Iterator[tuple[str, Counts]]:
-    """(endpoint, counts) of a proxy in front of `upstream` for the duration of the block."""
+    """(endpoint, counts) of a proxy in front of `upstream` for the duration of the block.
+    With `burst`, every BatchWriteItem is throttled for that many seconds after the first."""
     target = urlparse(upstream)
     rng = random.Random(seed)
     counts = Counts()
+    first_write: list[float] = []
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -50,7 +53,10 @@ def throttling_proxy(
             with counts.lock:
                 counts.requests += 1
                 roll_throttle, roll_partial = rng.random(), rng.random()
-            if roll_throttle < throttle:
+                if operation == "BatchWriteItem" and not first_write:
+                    first_write.append(time.monotonic())
+            in_burst = bool(first_write) and time.monotonic() < first_write[0] + burst
+            if roll_throttle < throttle or (in_burst and operation == "BatchWriteItem"):
                 with counts.lock:
                     counts.throttled += 1
                 return self._answer(400, THROTTLED)

@@ -12,7 +12,8 @@ from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
 from feature_assets.kernel.names import PIPELINE_JOB, refresh_job, table_asset_path
-from resources.dbt_manifest import dbt_executable, load_project_contract
+from resources.dbt_child import run_dbt_executable
+from resources.dbt_manifest import load_project_contract
 from resources.landing_zone import LandingZone
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
@@ -74,7 +75,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_online_sync_sensor(tables, offline_store),
         ],
         resources={
-            "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=run_dbt_executable()),
             "offline_store": offline_store,
             "online_store": OnlineStore.from_settings(settings),
         },

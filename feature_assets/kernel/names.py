@@ -29,6 +29,7 @@ TRIGGER_TAG = "feature_store/trigger"
 # The machine and process running an in-process run, so a run whose process died is found.
 RUN_HOST_TAG = "feature_store/host"
 RUN_PID_TAG = "feature_store/pid"
+RUN_PID_STARTED_TAG = "feature_store/pid_started"  # tells the pid from a later reuse of it
 
 # Parquet key-value metadata of a published day: the run that published it.
 PUBLISHED_BY_RUN = "feature_store.run_id"

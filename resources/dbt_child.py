@@ -1,0 +1,26 @@
+"""`feature-store-dbt`: dbt that dies with the run that started it.
+
+dagster-dbt starts dbt as a child of the run's process; after a kill -9 of the run, a dbt busy
+in a long silent query would go on writing for a run nobody follows. This wrapper asks the
+kernel to kill it with its parent, then becomes dbt (same pid, arguments and output)."""
+
+import os
+import sys
+from pathlib import Path
+
+from resources.dbt_manifest import dbt_executable
+from resources.processes import die_with_parent
+
+WRAPPER = "feature-store-dbt"
+
+
+def run_dbt_executable() -> str:
+    """The executable runs give dagster-dbt: this wrapper where installed, else dbt itself."""
+    beside = Path(sys.executable).parent / WRAPPER
+    return str(beside) if beside.exists() else dbt_executable()
+
+
+def main() -> None:
+    die_with_parent()
+    dbt = dbt_executable()
+    os.execvp(dbt, [dbt, *sys.argv[1:]])
