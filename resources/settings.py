@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,6 +16,23 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8766
 # botocore attempts per DynamoDB call, before the sync step's own (Dagster) retry.
 DEFAULT_DYNAMODB_MAX_ATTEMPTS = 8
+DEFAULT_START_DATE = "2025-01-01"
+# The first day built in this home (the demo records its own), so Dagster's partition set
+# starts where the data does instead of offering hundreds of empty days.
+START_DATE_FILE = "start_date"
+
+
+def recorded_start_date(home: Path) -> str | None:
+    path = home / START_DATE_FILE
+    return path.read_text().strip() or None if path.exists() else None
+
+
+def record_start_date(home: Path, first_day: date) -> None:
+    """Keep the earliest first day built here (a later demo run must not hide earlier days)."""
+    recorded = recorded_start_date(home)
+    earliest = min(first_day.isoformat(), recorded or first_day.isoformat())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / START_DATE_FILE).write_text(earliest + "\n")
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,9 @@ class Settings:
             dynamodb_endpoint=endpoint or None,
             region=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
             table_prefix=os.environ.get("FEATURE_STORE_TABLE_PREFIX", "featurestore_"),
-            partition_start_date=os.environ.get("FEATURE_STORE_START_DATE", "2025-01-01"),
+            partition_start_date=os.environ.get("FEATURE_STORE_START_DATE")
+            or recorded_start_date(home)
+            or DEFAULT_START_DATE,
             dynamodb_max_attempts=int(
                 os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", DEFAULT_DYNAMODB_MAX_ATTEMPTS)
             ),

@@ -37,7 +37,7 @@ def cli(*args: str, env: dict[str, str], budget: float) -> subprocess.CompletedP
         )
 
 
-def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> None:
+def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monkeypatch) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -80,6 +80,11 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path) -> No
         assert all(
             count is not None and count >= 0 for count in online.to_dict()["transaction_count_7d"]
         )
+        # Dagster's partitions (for `make ui` too) start at the first day the demo built.
+        monkeypatch.setenv("FEATURE_STORE_HOME", str(tmp_path))
+        monkeypatch.delenv("FEATURE_STORE_START_DATE", raising=False)
+        first_built = store.offline.published_days(table)[0]
+        assert Settings.from_env().partition_start_date == first_built.isoformat()
     finally:
         stop = cli("online-store", "stop", env=env, budget=BUDGET_FACTOR * startup)
     assert stop.returncode == 0

@@ -1,55 +1,162 @@
-"""Write, audit, publish: the blocking pandera check that alone makes a partition visible."""
+"""Write, audit, publish: the blocking pandera check that alone makes a partition visible.
+
+One evaluation per day, so Dagster records Passed or Failed for every partition of a range
+run (an evaluation for the range as a whole would leave each day "Skipped")."""
+
+import math
+from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
+import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.dates import days_in
-from feature_assets.kernel.errors import PartitionValidationError
 from feature_assets.kernel.names import PUBLISH_CHECK, publish_pool, table_asset_path
-from feature_assets.validation.partition import audit_staged
+from feature_assets.validation.partition import DayVerdict, audit_staged
+from feature_assets.validation.statistics import day_statistics
 from resources.offline_store import OfflineStore
+
+SAMPLES = 10  # pandera failure cases shown per failed day
 
 
 def build_publish_check(
     table: FeatureTable, partitions_def: dg.DailyPartitionsDefinition
 ) -> dg.AssetChecksDefinition:
+    asset_key = dg.AssetKey(table_asset_path(table.name))
+    check_key = dg.AssetCheckKey(asset_key, PUBLISH_CHECK)
+
     @dg.asset_check(
-        asset=dg.AssetKey(table_asset_path(table.name)),
+        asset=asset_key,
         name=PUBLISH_CHECK,
         blocking=True,
         partitions_def=partitions_def,
         pool=publish_pool(table.name),
         description=(
-            f"Validates the built partition of {table.name} against its pandera schema and, "
-            "only if it passes, publishes it for training sets and the online sync."
+            f"Validates each built day of {table.name} against its pandera schema and, only "
+            "if every day of the run passes, publishes them for training sets and the online "
+            "sync (a failed day holds back its whole run)."
         ),
     )
     def _check(
         context: dg.AssetCheckExecutionContext, offline_store: dg.ResourceParam[OfflineStore]
-    ) -> dg.AssetCheckResult:
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetObservation | dg.Output]:
         window = context.partition_time_window
         days = days_in(window.start, window.end)
-        try:
-            staged = audit_staged(offline_store, table, context.run.run_id, days)
-        except PartitionValidationError as error:
-            context.log.error(str(error))
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=str(error),
-                metadata={"published": False},
-            )
-        rows_per_day = offline_store.publish(table, context.run.run_id, days)
-        offline_store.discard_staged(table, context.run.run_id)
-        return dg.AssetCheckResult(
-            passed=True,
-            metadata={
-                "rows": len(staged),
-                "published": True,
-                "days": len(rows_per_day),
-                "first_day": days[0].isoformat(),
-                "last_day": days[-1].isoformat(),
-            },
-        )
+        rows, verdicts = audit_staged(offline_store, table, context.run.run_id, days)
+        failed = [v for v in verdicts if v.problem]
+        if failed:
+            for verdict in failed:
+                context.log.error(verdict.problem)
+            for verdict in verdicts:
+                target = _built(context.instance, asset_key, verdict.day)
+                yield _held_back(check_key, verdict, failed, target)
+        else:
+            offline_store.publish(table, context.run.run_id, days)
+            offline_store.discard_staged(table, context.run.run_id)
+            by_day = dict(list(rows.groupby(pd.to_datetime(rows[table.partition_column]).dt.date)))
+            for day in days:
+                stats = day_statistics(table, by_day.get(day, rows.iloc[:0]))
+                path = str(offline_store.partition_path(table, day))
+                yield dg.AssetCheckEvaluation(
+                    asset_key=asset_key,
+                    check_name=PUBLISH_CHECK,
+                    passed=True,
+                    partition=day.isoformat(),
+                    blocking=True,
+                    target_materialization_data=_built(context.instance, asset_key, day),
+                    metadata={**stats, "published": True, "path": dg.MetadataValue.path(path)},
+                )
+                # Observations carry the statistics to the asset's plots, day by day.
+                yield dg.AssetObservation(
+                    asset_key=asset_key, partition=day.isoformat(), metadata=stats
+                )
+        output = context.op_execution_context.assets_def.get_output_name_for_asset_check_key
+        yield dg.Output(None, output_name=output(check_key))
 
     return _check
+
+
+def _built(
+    instance: dg.DagsterInstance, key: dg.AssetKey, day: date
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The day's materialization the evaluation judges: Dagster shows a day's check outcome
+    only while it belongs to the day's latest materialization."""
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+    ).records
+    if not latest:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=latest[0].event_log_entry.run_id,
+        storage_id=latest[0].storage_id,
+        timestamp=latest[0].timestamp,
+    )
+
+
+def _held_back(
+    key: dg.AssetCheckKey,
+    verdict: DayVerdict,
+    failed: list[DayVerdict],
+    target: AssetCheckEvaluationTargetMaterializationData | None,
+) -> dg.AssetCheckEvaluation:
+    """A failed day (ERROR, with its failure samples), or a valid day held back with it (WARN)."""
+    if verdict.problem is None:
+        culprits = ", ".join(v.day.isoformat() for v in failed)
+        return _evaluation(
+            key,
+            verdict.day,
+            dg.AssetCheckSeverity.WARN,
+            f"valid, but not published: {culprits} failed in the same run",
+            {},
+            target,
+        )
+    samples = verdict.failures if verdict.failures is not None else pd.DataFrame()
+    return _evaluation(
+        key,
+        verdict.day,
+        dg.AssetCheckSeverity.ERROR,
+        verdict.problem,
+        {"failures": len(samples), "failure_samples": _sample_table(samples.head(SAMPLES))},
+        target,
+    )
+
+
+def _evaluation(
+    key: dg.AssetCheckKey,
+    day: date,
+    severity: dg.AssetCheckSeverity,
+    description: str,
+    metadata: dict,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
+) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=key.asset_key,
+        check_name=key.name,
+        passed=False,
+        partition=day.isoformat(),
+        blocking=True,
+        severity=severity,
+        description=description,
+        target_materialization_data=target,
+        metadata={**metadata, "published": False},
+    )
+
+
+def _sample_table(failures: pd.DataFrame) -> dg.MetadataValue:
+    """pandera's failure cases as a Dagster table: column, check, failing value, row."""
+    columns = ("column", "check", "failure_case", "index")
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({c: _text(row.get(c)) for c in columns})
+            for row in failures.to_dict("records")
+        ],
+        schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns]),
+    )
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
@@ -74,13 +75,47 @@ def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchem
 EXACT_TYPES = {"timestamp": "TIMESTAMP", "date": "DATE"}
 
 
+@dataclass(frozen=True)
+class DayVerdict:
+    """One built day's verdict: no problem, or the message naming table, partition and
+    columns with pandera's failure cases of that day."""
+
+    day: date
+    problem: str | None = None
+    failures: pd.DataFrame | None = None
+
+
 def audit_staged(
     store: OfflineStore, table: FeatureTable, run_id: str, days: list[date]
-) -> pd.DataFrame:
-    """A run's staged rows, validated: the time columns' exact types as the file declares
-    them, then the pandera schema. PartitionValidationError names every problem."""
-    check_time_types(table, store.staged_types(table, run_id), days)
-    return validate_partition(table, store.read_staged(table, run_id), days)
+) -> tuple[pd.DataFrame, list[DayVerdict]]:
+    """A run's staged rows and a verdict per day: the time columns' exact types as the file
+    declares them (a wrong type fails every day), then the pandera schema, each failure
+    charged to the day of its row (one not tied to a built day fails every day)."""
+    try:
+        check_time_types(table, store.staged_types(table, run_id), days)
+    except PartitionValidationError as error:
+        return pd.DataFrame(), [DayVerdict(day, str(error)) for day in days]
+    frame = store.read_staged(table, run_id)
+    try:
+        return partition_schema(table, days).validate(frame, lazy=True), [
+            DayVerdict(day) for day in days
+        ]
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    row_days = (
+        pd.to_datetime(frame[table.partition_column], errors="coerce").dt.date
+        if table.partition_column in frame
+        else pd.Series(dtype=object)
+    )
+    failure_days = failures["index"].map(lambda i: row_days.get(i) if pd.notna(i) else None)
+    everywhere = ~failure_days.isin(days)
+    verdicts = []
+    for day in days:
+        mine = failures[everywhere | (failure_days == day)]
+        verdicts.append(
+            DayVerdict(day, _describe(table, [day], mine), mine) if len(mine) else DayVerdict(day)
+        )
+    return frame, verdicts
 
 
 def check_time_types(table: FeatureTable, types: Mapping[str, str], days: list[date]) -> None:

@@ -1,0 +1,192 @@
+"""What the Dagster UI shows, read through its own GraphQL: a check outcome per day of a
+single-run range (Passed, or Failed with pandera's samples), partition counts equal to the
+built days, and each published day's feature statistics."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import pytest
+from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+from feature_assets.assets.build import build_definitions
+from feature_assets.assets.runs import materialize_range
+from feature_assets.demo_data import DemoDataSpec, generate_landing_data
+from feature_assets.kernel.dates import days_between
+from feature_assets.kernel.names import PUBLISH_CHECK, table_asset_path
+from feature_assets.sdk import FeatureStore
+from resources.settings import PROJECT_ROOT
+from tests.builders import make_settings, settings_env
+
+pytestmark = pytest.mark.integration
+
+TABLE = "user_daily_transactions_7d"
+SPEC = DemoDataSpec(users=120, merchants=20, transactions_per_day=600, seed=11)
+LAST = datetime.now(UTC).date() - timedelta(days=1)
+FIRST = LAST - timedelta(days=3)
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+QUERY = """
+query Views($key: AssetKeyInput!, $check: String!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      partitionStats { numMaterialized numPartitions numFailed }
+      assetChecksOrError {
+        ... on AssetChecks {
+          checks {
+            name
+            partitionStatuses {
+              ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+            }
+          }
+        }
+      }
+    }
+  }
+  assetCheckExecutions(assetKey: $key, checkName: $check, limit: 50) {
+    partition
+    status
+    evaluation {
+      severity
+      description
+      metadataEntries {
+        label
+        ... on IntMetadataEntry { intValue }
+        ... on FloatMetadataEntry { floatValue }
+        ... on TableMetadataEntry { table { records } }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory, online_server) -> Iterator:
+    """Four days built in one run, partitions starting at the first; the UI's own GraphQL."""
+    home = tmp_path_factory.mktemp("views")
+    settings = replace(
+        make_settings(home, online_server.endpoint), partition_start_date=FIRST.isoformat()
+    )
+    generate_landing_data(
+        settings.landing_dir, FIRST - timedelta(days=7), LAST + timedelta(days=1), SPEC
+    )
+    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+        for name, value in settings_env(settings).items():
+            env.setenv(name, value)  # the code server started below reads them
+        result = materialize_range(
+            build_definitions(settings), instance, FIRST, LAST, run_config=QUIET
+        )
+        assert result.success
+        workspace = str(PROJECT_ROOT / "workspace.yaml")
+        with define_out_of_process_context(workspace, None, instance) as context:
+
+            def query() -> dict:
+                variables = {"key": {"path": table_asset_path(TABLE)}, "check": PUBLISH_CHECK}
+                answer = execute_dagster_graphql(context, QUERY, variables)
+                assert not answer.errors, answer.errors
+                return answer.data
+
+            yield settings, instance, query
+
+
+def day_statuses(data: dict) -> dict[date, str]:
+    (check,) = [
+        c
+        for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]
+        if c["name"] == PUBLISH_CHECK
+    ]
+    return {
+        day: r["status"]
+        for r in check["partitionStatuses"]["ranges"]
+        for day in days_between(date.fromisoformat(r["startKey"]), date.fromisoformat(r["endKey"]))
+    }
+
+
+def latest_by_day(data: dict) -> dict[date, dict]:
+    latest: dict[date, dict] = {}
+    for execution in data["assetCheckExecutions"]:  # newest first
+        latest.setdefault(date.fromisoformat(execution["partition"]), execution)
+    return latest
+
+
+def entries(execution: dict) -> dict:
+    return {
+        e["label"]: e.get("intValue", e.get("floatValue", e.get("table")))
+        for e in execution["evaluation"]["metadataEntries"]
+    }
+
+
+def test_every_day_of_a_range_run_has_its_own_passed_check_and_statistics(views) -> None:
+    settings, _, query = views
+    data = query()
+    assert day_statuses(data) == dict.fromkeys(days_between(FIRST, LAST), "SUCCEEDED")
+    stats = data["assetNodeOrError"]["partitionStats"]
+    built = len(days_between(FIRST, LAST))
+    assert (stats["numPartitions"], stats["numMaterialized"], stats["numFailed"]) == (
+        built,
+        built,
+        0,
+    )
+
+    store = FeatureStore.from_settings(settings)
+    table = store.tables[TABLE]
+    for day, execution in latest_by_day(data).items():
+        rows = store.offline.read_partition(table, day)
+        metadata = entries(execution)
+        assert metadata["rows"] == len(rows), day
+        for column in ("transaction_count_7d", "transaction_amount_mean_7d"):
+            assert metadata[f"{column}.mean"] == pytest.approx(rows[column].mean()), (day, column)
+            assert metadata[f"{column}.max"] == pytest.approx(rows[column].max()), (day, column)
+            assert metadata[f"{column}.distinct"] == rows[column].nunique(), (day, column)
+            assert metadata[f"{column}.null_rate"] == pytest.approx(rows[column].isna().mean())
+
+
+def test_a_day_with_bad_rows_fails_on_its_own_with_samples_and_holds_back_its_run(
+    views, tmp_path
+) -> None:
+    settings, instance, query = views
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    model = project / "models" / "features" / f"{TABLE}.sql"
+    sql = model.read_text().rstrip()
+    assert sql.endswith("select * from final")
+    model.write_text(
+        f"{sql}\nunion all by name (select * replace (-5 as transaction_count_7d) from final "
+        f"where feature_date = date '{LAST}' order by user_id limit 2)\n"
+    )
+    bad = replace(settings, dbt_project_dir=project)
+    store = FeatureStore.from_settings(settings)
+    table = store.tables[TABLE]
+    before = {day: store.offline.read_partition(table, day) for day in (LAST - timedelta(1), LAST)}
+
+    result = materialize_range(
+        build_definitions(bad),
+        instance,
+        LAST - timedelta(days=1),
+        LAST,
+        asset_selection=[dg.AssetKey(table_asset_path(TABLE))],
+        run_config=QUIET,
+    )
+
+    assert not result.success
+    data = query()
+    statuses = day_statuses(data)
+    assert statuses[LAST] == "FAILED"
+    assert statuses[LAST - timedelta(days=1)] == "FAILED"  # held back with it
+    assert all(statuses[d] == "SUCCEEDED" for d in days_between(FIRST, LAST - timedelta(2)))
+    latest = latest_by_day(data)
+    culprit, held = latest[LAST]["evaluation"], latest[LAST - timedelta(1)]["evaluation"]
+    assert culprit["severity"] == "ERROR" and f"partition {LAST}" in culprit["description"]
+    assert "greater_than_or_equal_to(0)" in culprit["description"]
+    samples = entries(latest[LAST])["failure_samples"]["records"]
+    assert any('"-5"' in record and "transaction_count_7d" in record for record in samples)
+    assert held["severity"] == "WARN" and str(LAST) in held["description"]
+    for day, rows in before.items():  # neither day was republished
+        assert store.offline.read_partition(table, day).equals(rows), day
