@@ -60,6 +60,12 @@ def test_importing_the_sdk_builds_no_definitions_and_imports_no_dagster() -> Non
     assert done.stdout.strip() == "[]"
 
 
+# Private names we use knowingly, each because Dagster exports no public one:
+# a per-day check evaluation must name the materialization it judges, or Dagster's partition
+# views drop its outcome (publish_check.py).
+KNOWN_PRIVATE = ("asset_check_evaluation import (  # no public name",)
+
+
 def test_no_private_dagster_api_outside_tests() -> None:
     private = re.compile(r"\bdagster\._")
     offenders = [
@@ -67,6 +73,6 @@ def test_no_private_dagster_api_outside_tests() -> None:
         for package in (*PACKAGES, "benchmarks")
         for path in (PROJECT_ROOT / package).rglob("*.py")
         for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if private.search(line)
+        if private.search(line) and not line.endswith(KNOWN_PRIVATE)
     ]
     assert offenders == []

@@ -17,7 +17,7 @@ from feature_assets.assets.build import build_definitions
 from feature_assets.assets.runs import materialize_range
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.kernel.dates import days_between
-from feature_assets.kernel.names import PUBLISH_CHECK, table_asset_path
+from feature_assets.kernel.names import PUBLISH_CHECK, online_asset_path, table_asset_path
 from feature_assets.sdk import FeatureStore
 from resources.settings import PROJECT_ROOT
 from tests.builders import make_settings, settings_env
@@ -190,3 +190,17 @@ def test_a_day_with_bad_rows_fails_on_its_own_with_samples_and_holds_back_its_ru
     assert held["severity"] == "WARN" and str(LAST) in held["description"]
     for day, rows in before.items():  # neither day was republished
         assert store.offline.read_partition(table, day).equals(rows), day
+
+
+def test_storage_metadata_names_where_each_asset_lives(views) -> None:
+    settings, _, _ = views
+    specs = {s.key: s for s in build_definitions(settings).resolve_all_asset_specs()}
+    store = FeatureStore.from_settings(settings)
+    offline = specs[dg.AssetKey(table_asset_path(TABLE))].metadata
+    assert offline["dagster/uri"] == f"{settings.offline_dir}/{TABLE}"
+    assert offline["dagster/storage_kind"] == "parquet" and "dagster/table_name" not in offline
+    online = specs[dg.AssetKey(online_asset_path(TABLE))]
+    name = store.online.table_name(store.tables[TABLE])
+    assert online.metadata["dagster/table_name"] == name
+    assert online.metadata["dagster/storage_kind"] == "dynamodb"
+    assert name in (online.description or "")

@@ -138,12 +138,17 @@ def test_a_new_landing_day_rebuilds_exactly_the_partitions_that_read_it(env: Env
     # The request runs the table, and its blocking check, over exactly that range.
     result = env.launch(next(r for r in requests if r.asset_selection == [dg.AssetKey(TABLE)]))
     assert result.success
-    [evaluation] = [
+    evaluations = [
         e.asset_check_evaluation_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
-    assert evaluation.passed and evaluation.asset_key == dg.AssetKey(TABLE)
+    assert all(e.passed for e in evaluations)
+    assert sorted(
+        e.partition
+        for e in evaluations
+        if e.check_name == CHECK_NAME and e.asset_key == dg.AssetKey(TABLE)
+    ) == [d.isoformat() for d in days(date(2026, 1, 3), date(2026, 1, 10))]  # one per day
     table = env.store.tables[TABLE]
     assert env.store.offline.published_days(table) == days(date(2026, 1, 3), date(2026, 1, 10))
 
@@ -226,9 +231,12 @@ def test_a_partition_whose_check_failed_is_never_synced_nor_retried(env: Env, tm
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     # The landing gate passed (the raw day is fine); the built partition failed its check.
-    assert [(e.check_name, e.passed) for e in evaluations] == [
-        (LANDING_GATE, True),
-        (CHECK_NAME, False),
+    assert [(e.check_name, e.passed) for e in evaluations if e.check_name == LANDING_GATE] == [
+        (LANDING_GATE, True)
+    ]
+    assert sorted((e.partition, e.passed) for e in evaluations if e.check_name == CHECK_NAME) == [
+        ("2026-01-14", False),
+        ("2026-01-15", False),
     ]
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert date(2026, 1, 15) not in env.store.offline.published_days(table)

@@ -34,9 +34,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     offline_store = OfflineStore.from_settings(settings)
     feature_tables = build_feature_table_assets(
-        project, tables, partitions_def, settings.landing_dir
+        project, tables, partitions_def, settings.landing_dir, offline_store.root
     )
-    syncs = [build_online_sync_asset(t, partitions_def) for t in tables.values() if t.online]
+    online_store = OnlineStore.from_settings(settings)
+    syncs = [
+        build_online_sync_asset(t, partitions_def, online_store.table_name(t))
+        for t in tables.values()
+        if t.online
+    ]
     zone = LandingZone.from_settings(settings)
     gates = [
         build_landing_gate(source, tables, partitions_def, zone)
@@ -77,6 +82,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         resources={
             "dbt": DbtCliResource(project_dir=project, dbt_executable=run_dbt_executable()),
             "offline_store": offline_store,
-            "online_store": OnlineStore.from_settings(settings),
+            "online_store": online_store,
         },
     )

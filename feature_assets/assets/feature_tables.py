@@ -14,13 +14,16 @@ from feature_assets.kernel.contract import FeatureTable, format_duration
 from feature_assets.kernel.names import FEATURE_TABLE_TAG
 from resources.offline_store import OfflineStore
 
+STORAGE_KIND = "dagster/storage_kind"
+
 
 class FeatureTableTranslator(DagsterDbtTranslator):
     """Maps each feature table's contract onto its asset spec: owners, group, tags, metadata."""
 
-    def __init__(self, tables: Mapping[str, FeatureTable]) -> None:
+    def __init__(self, tables: Mapping[str, FeatureTable], offline_root: str) -> None:
         super().__init__()
         self._tables = tables
+        self._offline_root = offline_root
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
@@ -29,6 +32,12 @@ class FeatureTableTranslator(DagsterDbtTranslator):
         table = self._tables.get(self.get_resource_props(manifest, unique_id)["name"])
         if table is None or not unique_id.startswith("model."):
             return spec
+        # dbt builds into an in-memory DuckDB ("memory.main.<table>"); the table lives as
+        # daily Parquet files under the offline root, and that is what the UI should show.
+        storage = {
+            k: v for k, v in spec.metadata.items() if k not in ("dagster/table_name", STORAGE_KIND)
+        }
+        spec = spec.replace_attributes(metadata=storage)
         return spec.replace_attributes(
             owners=[table.owner],
             group_name=table.entity,
@@ -39,7 +48,11 @@ class FeatureTableTranslator(DagsterDbtTranslator):
             ),
         ).merge_attributes(
             tags=feature_table_tags(table),
-            metadata=feature_table_metadata(table),
+            metadata={
+                **feature_table_metadata(table),
+                "dagster/uri": f"{self._offline_root.rstrip('/')}/{table.name}",
+                STORAGE_KIND: "parquet",
+            },
         )
 
 
@@ -96,6 +109,7 @@ def build_feature_table_assets(
     tables: Mapping[str, FeatureTable],
     partitions_def: dg.DailyPartitionsDefinition,
     landing_dir: Path,
+    offline_root: str,
 ) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=project.manifest_path,
@@ -104,7 +118,7 @@ def build_feature_table_assets(
         select=" ".join(sorted(tables)),
         name="feature_tables",
         partitions_def=partitions_def,
-        dagster_dbt_translator=FeatureTableTranslator(tables),
+        dagster_dbt_translator=FeatureTableTranslator(tables, offline_root),
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def feature_tables(

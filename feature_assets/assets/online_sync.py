@@ -27,7 +27,7 @@ def online_asset_key(table: FeatureTable) -> dg.AssetKey:
 
 
 def build_online_sync_asset(
-    table: FeatureTable, partitions_def: dg.DailyPartitionsDefinition
+    table: FeatureTable, partitions_def: dg.DailyPartitionsDefinition, online_table: str
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=online_asset_key(table),
@@ -43,8 +43,13 @@ def build_online_sync_asset(
             "keys": list(table.keys),
             "ttl": format_duration(table.ttl),
             "features": list(table.feature_names),
+            "dagster/table_name": online_table,
+            "dagster/storage_kind": "dynamodb",
         },
-        description=f"Latest values of {table.name} per {'/'.join(table.keys)} in the online store.",
+        description=(
+            f"Online copy of {table.name}: its latest values per {'/'.join(table.keys)} in the "
+            f"DynamoDB table {online_table}."
+        ),
     )
     def _sync(
         context: dg.AssetExecutionContext,

@@ -9,7 +9,7 @@ from datetime import date
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # no public name
     AssetCheckEvaluationTargetMaterializationData,
 )
 
