@@ -27,12 +27,14 @@ def recorded_start_date(home: Path) -> str | None:
     return path.read_text().strip() or None if path.exists() else None
 
 
-def record_start_date(home: Path, first_day: date) -> None:
-    """Keep the earliest first day built here (a later demo run must not hide earlier days)."""
+def record_start_date(home: Path, first_day: date) -> str:
+    """Keep the earliest first day built here (a later demo run must not hide earlier days);
+    returns it."""
     recorded = recorded_start_date(home)
     earliest = min(first_day.isoformat(), recorded or first_day.isoformat())
     home.mkdir(parents=True, exist_ok=True)
     (home / START_DATE_FILE).write_text(earliest + "\n")
+    return earliest
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from feature_assets.assets.build import build_definitions
+from feature_assets.assets.runs import QUIET_RUN_CONFIG
+from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.kernel.contract import FeatureColumn, FeatureTable
+from feature_assets.kernel.names import PIPELINE_JOB
+from feature_assets.sdk import FeatureStore
 from feature_assets.validation.partition import check_time_types
 from resources.offline_store import OfflineStore
 from resources.settings import PROJECT_ROOT, Settings
@@ -195,3 +203,43 @@ def backfill_process(
         text=True,
         start_new_session=own_session,
     )
+
+
+@dataclass
+class PipelineEnv:
+    """One isolated environment with landed demo data: its definitions, a test instance and
+    the SDK, plus what the daemon would do with its sensors."""
+
+    settings: Settings
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    store: FeatureStore
+
+    def tick(self, sensor: str, cursor: str | None) -> tuple[list[dg.RunRequest], str | None]:
+        data = self.defs.resolve_sensor_def(sensor).evaluate_tick(
+            dg.build_sensor_context(instance=self.instance, cursor=cursor)
+        )
+        return list(data.run_requests or []), data.cursor
+
+    def launch(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """What the daemon does with a sensor's run request, in process."""
+        return self.defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+            instance=self.instance,
+            asset_selection=request.asset_selection,
+            tags=request.tags,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
+
+
+@contextmanager
+def pipeline_env(
+    home: Path, endpoint: str, landed: tuple[date, date], spec: DemoDataSpec
+) -> Iterator[PipelineEnv]:
+    """Demo data landed for the days [first, end) of `landed`, in its own home and instance."""
+    settings = make_settings(home, endpoint)
+    generate_landing_data(settings.landing_dir, *landed, spec)
+    with dg.instance_for_test() as instance:
+        yield PipelineEnv(
+            settings, build_definitions(settings), instance, FeatureStore.from_settings(settings)
+        )

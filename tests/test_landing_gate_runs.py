@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -12,40 +11,30 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from feature_assets.assets.build import build_definitions
 from feature_assets.assets.runs import materialize_range
 from feature_assets.demo_data import (
     DAILY_SOURCES,
     DemoDataSpec,
-    generate_landing_data,
     landing_path,
     write_day,
 )
 from feature_assets.kernel.names import EMPTY_DAY_MARKER, LANDING_GATE
-from feature_assets.sdk import FeatureStore
-from resources.settings import Settings
-from tests.builders import make_settings
+from tests.builders import PipelineEnv, pipeline_env
 
 SPEC = DemoDataSpec(users=200, merchants=30, transactions_per_day=1_000, app_events_per_day=500)
 DAY = date(2026, 1, 8)
 
 
-@dataclass
-class Env:
-    settings: Settings
-    defs: dg.Definitions
-    instance: dg.DagsterInstance
-    store: FeatureStore
+Env = PipelineEnv
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, online_server) -> Iterator[Env]:
-    settings = make_settings(tmp_path_factory.mktemp("gates"), online_server.endpoint)
-    generate_landing_data(settings.landing_dir, date(2026, 1, 1), DAY + timedelta(days=1), SPEC)
-    with dg.instance_for_test() as instance:
-        yield Env(
-            settings, build_definitions(settings), instance, FeatureStore.from_settings(settings)
-        )
+    home = tmp_path_factory.mktemp("gates")
+    with pipeline_env(
+        home, online_server.endpoint, (date(2026, 1, 1), DAY + timedelta(days=1)), SPEC
+    ) as env:
+        yield env
 
 
 def duplicated(table: pa.Table) -> pa.Table:

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -39,12 +39,14 @@ from feature_assets.kernel.names import refresh_job as refresh_job_name
 from feature_assets.kernel.refresh_policy import check_refresh_policy
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import start_server, stop_server
-from resources.settings import PROJECT_ROOT, Settings
+from resources.settings import PROJECT_ROOT
 from tests.builders import (
     BUDGET_FACTOR,
+    PipelineEnv,
     backfill_process,
     free_port,
     make_settings,
+    pipeline_env,
     publish_rows,
     run_within,
     synthetic_table,
@@ -63,43 +65,20 @@ YAML_TABLES = yaml_feature_tables()
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Env:
-    settings: Settings
-    defs: dg.Definitions
-    instance: dg.DagsterInstance
-    store: FeatureStore
+Env = PipelineEnv
 
-    def tick(self, sensor: str, cursor: str | None) -> tuple[list[dg.RunRequest], str | None]:
-        data = self.defs.resolve_sensor_def(sensor).evaluate_tick(
-            dg.build_sensor_context(instance=self.instance, cursor=cursor)
-        )
-        return list(data.run_requests or []), data.cursor
 
-    def launch(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """What the daemon does with a sensor's run request, in process."""
-        return self.defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-            instance=self.instance,
-            asset_selection=request.asset_selection,
-            tags=request.tags,
-            run_config=QUIET,
-            raise_on_error=False,
-        )
-
-    def online_items(self, table: str = TABLE) -> dict[int, str]:
-        client, online = self.store.online.client, self.store.online
-        items = client.scan(TableName=online.table_name(self.store.tables[table]))["Items"]
-        return {int(i["user_id"]["N"]): i["event_timestamp"]["S"] for i in items}
+def online_items(env: Env, table: str = TABLE) -> dict[int, str]:
+    client, online = env.store.online.client, env.store.online
+    items = client.scan(TableName=online.table_name(env.store.tables[table]))["Items"]
+    return {int(i["user_id"]["N"]): i["event_timestamp"]["S"] for i in items}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, online_server) -> Iterator[Env]:
-    settings = make_settings(tmp_path_factory.mktemp("orchestration"), online_server.endpoint)
-    generate_landing_data(settings.landing_dir, *LANDED, SPEC)
-    with dg.instance_for_test() as instance:
-        yield Env(
-            settings, build_definitions(settings), instance, FeatureStore.from_settings(settings)
-        )
+    home = tmp_path_factory.mktemp("orchestration")
+    with pipeline_env(home, online_server.endpoint, LANDED, SPEC) as env:
+        yield env
 
 
 days = days_between
@@ -217,7 +196,7 @@ def test_a_partition_whose_check_failed_is_never_synced_nor_retried(env: Env, tm
     bad = build_definitions(replace(env.settings, dbt_project_dir=project))
     _, cursor = env.tick(SYNC_SENSOR, None)
     table = env.store.tables[TABLE]
-    before = env.online_items()
+    before = online_items(env)
     result = bad.resolve_job_def(refresh_job_name(table.name)).execute_in_process(
         instance=env.instance,
         tags={RANGE_START_TAG: "2026-01-14", RANGE_END_TAG: "2026-01-15"},
@@ -241,7 +220,7 @@ def test_a_partition_whose_check_failed_is_never_synced_nor_retried(env: Env, tm
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert date(2026, 1, 15) not in env.store.offline.published_days(table)
     assert env.tick(SYNC_SENSOR, cursor)[0] == []
-    assert env.online_items() == before
+    assert online_items(env) == before
 
 
 def expected_interval_hours(meta: dict) -> int:

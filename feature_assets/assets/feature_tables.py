@@ -11,10 +11,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from feature_assets.kernel.contract import FeatureTable, format_duration
-from feature_assets.kernel.names import FEATURE_TABLE_TAG
+from feature_assets.kernel.names import (
+    FEATURE_TABLE_TAG,
+    STORAGE_KIND_METADATA,
+    TABLE_NAME_METADATA,
+    URI_METADATA,
+)
 from resources.offline_store import OfflineStore
-
-STORAGE_KIND = "dagster/storage_kind"
 
 
 class FeatureTableTranslator(DagsterDbtTranslator):
@@ -35,7 +38,9 @@ class FeatureTableTranslator(DagsterDbtTranslator):
         # dbt builds into an in-memory DuckDB ("memory.main.<table>"); the table lives as
         # daily Parquet files under the offline root, and that is what the UI should show.
         storage = {
-            k: v for k, v in spec.metadata.items() if k not in ("dagster/table_name", STORAGE_KIND)
+            k: v
+            for k, v in spec.metadata.items()
+            if k not in (TABLE_NAME_METADATA, STORAGE_KIND_METADATA)
         }
         spec = spec.replace_attributes(metadata=storage)
         return spec.replace_attributes(
@@ -50,8 +55,8 @@ class FeatureTableTranslator(DagsterDbtTranslator):
             tags=feature_table_tags(table),
             metadata={
                 **feature_table_metadata(table),
-                "dagster/uri": f"{self._offline_root.rstrip('/')}/{table.name}",
-                STORAGE_KIND: "parquet",
+                URI_METADATA: f"{self._offline_root.rstrip('/')}/{table.name}",
+                STORAGE_KIND_METADATA: "parquet",
             },
         )
 

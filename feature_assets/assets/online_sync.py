@@ -7,7 +7,13 @@ from feature_assets.assets.feature_tables import feature_table_tags
 from feature_assets.kernel.contract import FeatureTable, format_duration
 from feature_assets.kernel.dates import days_in
 from feature_assets.kernel.errors import StoreUnavailableError
-from feature_assets.kernel.names import online_asset_path, online_sync_pool, table_asset_path
+from feature_assets.kernel.names import (
+    STORAGE_KIND_METADATA,
+    TABLE_NAME_METADATA,
+    online_asset_path,
+    online_sync_pool,
+    table_asset_path,
+)
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 
@@ -43,8 +49,8 @@ def build_online_sync_asset(
             "keys": list(table.keys),
             "ttl": format_duration(table.ttl),
             "features": list(table.feature_names),
-            "dagster/table_name": online_table,
-            "dagster/storage_kind": "dynamodb",
+            TABLE_NAME_METADATA: online_table,
+            STORAGE_KIND_METADATA: "dynamodb",
         },
         description=(
             f"Online copy of {table.name}: its latest values per {'/'.join(table.keys)} in the "

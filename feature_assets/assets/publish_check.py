@@ -61,14 +61,13 @@ def build_publish_check(
             for day in days:
                 stats = day_statistics(table, by_day.get(day, rows.iloc[:0]))
                 path = str(offline_store.partition_path(table, day))
-                yield dg.AssetCheckEvaluation(
-                    asset_key=asset_key,
-                    check_name=PUBLISH_CHECK,
-                    passed=True,
-                    partition=day.isoformat(),
-                    blocking=True,
-                    target_materialization_data=_built(context.instance, asset_key, day),
-                    metadata={**stats, "published": True, "path": dg.MetadataValue.path(path)},
+                yield _evaluation(
+                    check_key,
+                    day,
+                    None,
+                    None,
+                    {**stats, "path": dg.MetadataValue.path(path)},
+                    _built(context.instance, asset_key, day),
                 )
                 # Observations carry the statistics to the asset's plots, day by day.
                 yield dg.AssetObservation(
@@ -128,21 +127,22 @@ def _held_back(
 def _evaluation(
     key: dg.AssetCheckKey,
     day: date,
-    severity: dg.AssetCheckSeverity,
-    description: str,
+    failure: dg.AssetCheckSeverity | None,
+    description: str | None,
     metadata: dict,
     target: AssetCheckEvaluationTargetMaterializationData | None,
 ) -> dg.AssetCheckEvaluation:
+    """The day's outcome: passed (and published) without a failure severity."""
     return dg.AssetCheckEvaluation(
         asset_key=key.asset_key,
         check_name=key.name,
-        passed=False,
+        passed=failure is None,
         partition=day.isoformat(),
         blocking=True,
-        severity=severity,
+        severity=failure or dg.AssetCheckSeverity.ERROR,
         description=description,
         target_materialization_data=target,
-        metadata={**metadata, "published": False},
+        metadata={**metadata, "published": failure is None},
     )
 
 

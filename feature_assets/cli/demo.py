@@ -17,7 +17,7 @@ from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import start_server
-from resources.settings import Settings, record_start_date, recorded_start_date
+from resources.settings import Settings, record_start_date
 
 DEMO_TABLE = "user_daily_transactions_7d"
 DEMO_FEATURES = [
@@ -37,8 +37,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     first = last - timedelta(days=args.days - 1)
     if not os.environ.get("FEATURE_STORE_START_DATE"):
         # Dagster's partitions start at the first day built, so the UI shows 100% of them.
-        record_start_date(settings.home, first)
-        settings = replace(settings, partition_start_date=recorded_start_date(settings.home))
+        settings = replace(settings, partition_start_date=record_start_date(settings.home, first))
     spec = DemoDataSpec(
         users=args.users,
         transactions_per_day=args.transactions_per_day,

@@ -25,6 +25,10 @@ FEATURE_TABLE_TAG = "feature_table"
 # Run tags that make one run cover a day range as a single-run backfill (Dagster's own names).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Where an asset's data lives, as Dagster's UI reads it (its own metadata keys).
+TABLE_NAME_METADATA = "dagster/table_name"
+STORAGE_KIND_METADATA = "dagster/storage_kind"
+URI_METADATA = "dagster/uri"
 TRIGGER_TAG = "feature_store/trigger"
 # The machine and process running an in-process run, so a run whose process died is found.
 RUN_HOST_TAG = "feature_store/host"
