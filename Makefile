@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit ui stop lint clean
+.PHONY: install demo test test-unit ui stop lint clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test-unit: install
 
 ui: install
 	$(BIN)/feature-store ui
+
+# The README's pictures of the Dagster UI and dbt docs, from a fresh 14-day demo store.
+screenshots: install
+	command -v chromium >/dev/null || apt-get install -y chromium
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,docs]'
+	$(BIN)/python docs/screenshots.py
 
 stop:
 	$(BIN)/feature-store online-store stop

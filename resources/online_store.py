@@ -8,8 +8,8 @@ items retried with backoff on top of botocore's own retry configuration.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -183,8 +183,14 @@ class OnlineStore:
 
     # --- writes --------------------------------------------------------------------------
 
-    def write_rows(self, table: FeatureTable, rows: pa.Table) -> int:
+    def write_rows(
+        self,
+        table: FeatureTable,
+        rows: pa.Table,
+        on_written: Callable[[int], None] | None = None,
+    ) -> int:
         """Write rows (already chosen newer-wins by the offline store) as items; returns the count.
+        `on_written` hears of each batch written (a progress display).
 
         Unconditional batch writes, several in flight: newer-wins is decided before, from the
         offline store, and one writer per table (a Dagster pool) keeps that decision valid.
@@ -193,6 +199,15 @@ class OnlineStore:
         name = self.table_name(table)
         written = 0
         in_flight: set[Future[int]] = set()
+
+        def collect(done: Iterable[Future[int]]) -> int:
+            count = 0
+            for future in done:
+                count += future.result()
+                if on_written:
+                    on_written(future.result())
+            return count
+
         with (
             unavailable_as_error(f"online table {name!r}"),
             ThreadPoolExecutor(max_workers=self.write_concurrency) as pool,
@@ -202,9 +217,9 @@ class OnlineStore:
             for batch in _item_batches(table, rows):
                 if len(in_flight) >= self.write_concurrency * 4:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    written += sum(future.result() for future in done)
+                    written += collect(done)
                 in_flight.add(pool.submit(self._write_batch, name, batch))
-            written += sum(future.result() for future in in_flight)
+            written += collect(as_completed(in_flight))
         return written
 
     def _write_batch(self, name: str, items: list[dict[str, Any]]) -> int:

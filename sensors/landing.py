@@ -2,8 +2,9 @@
 
 A feature table's row for day f reads source days [f - window, f] (the window is in its
 name), so landing day d feeds partitions d .. d + window, cut to the partitions that exist.
-The cursor holds every landing file's modification time, so a replaced file counts as new
-and nothing is missed between ticks; run keys make a repeated evaluation launch nothing twice.
+The cursor holds each landed day's newest file modification time, so a replaced file counts
+as new and nothing is missed between ticks; run keys make a repeated evaluation launch nothing
+twice. The UI shows the cursor, so it reads as a summary line and UTC times (to the nanosecond).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from feature_assets.kernel.names import (
     table_asset_path,
 )
 
-LandingState = dict[str, dict[str, int]]  # source -> day -> newest file mtime (ns)
+LandingState = dict[str, dict[str, str]]  # source -> day -> newest file mtime, UTC, to the ns
 
 
 def landing_state(landing_dir: Path, sources: Mapping[str, RawSource]) -> LandingState:
-    state: LandingState = {}
+    state: dict[str, dict[str, int]] = {}
     for key, source in sources.items():
         if source.landing_partition is None:
             continue
@@ -37,7 +38,29 @@ def landing_state(landing_dir: Path, sources: Mapping[str, RawSource]) -> Landin
         for path in (landing_dir / source.name).glob(f"{source.landing_partition}=*/*.parquet"):
             day = path.parent.name.split("=", 1)[1]
             days[day] = max(days.get(day, 0), path.stat().st_mtime_ns)
-    return state
+    return {key: {day: utc_ns(ns) for day, ns in days.items()} for key, days in state.items()}
+
+
+def utc_ns(nanoseconds: int) -> str:
+    """A file time as ISO UTC with all nine digits (a replaced file may differ by less than
+    a microsecond); strings of this form sort as the times do."""
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+def encode_cursor(state: LandingState) -> str:
+    days = sum(len(d) for d in state.values())
+    newest = max((t for d in state.values() for t in d.values()), default="never")
+    summary = f"{len(state)} sources, {days} landed days; newest file written {newest}"
+    return json.dumps({"summary": summary, "landed": state}, indent=1, sort_keys=True)
+
+
+def decode_cursor(cursor: str) -> LandingState:
+    data = json.loads(cursor)
+    if "landed" in data:
+        return data["landed"]
+    # A cursor written before the summary (source -> day -> mtime in ns) reads as the same times.
+    return {key: {day: utc_ns(ns) for day, ns in days.items()} for key, days in data.items()}
 
 
 def changed_days(before: LandingState, now: LandingState) -> dict[str, list[date]]:
@@ -82,12 +105,12 @@ def build_landing_sensor(
             # First tick: what already landed is history, for `feature-store backfill`.
             return dg.SensorResult(
                 skip_reason="recorded the landing folders as they are; watching for changes",
-                cursor=json.dumps(now),
+                cursor=encode_cursor(now),
             )
-        changes = changed_days(json.loads(context.cursor), now)
+        changes = changed_days(decode_cursor(context.cursor), now)
         return dg.SensorResult(
             run_requests=landing_run_requests(tables, changes, partitions_def),
-            cursor=json.dumps(now),
+            cursor=encode_cursor(now),
         )
 
     return _sensor

@@ -4,6 +4,7 @@ the YAML as written, and waits bounded by budgets derived from the work."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -36,6 +37,8 @@ MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
 # The factor a budget allows over the measured or expected duration of the work: generous,
 # because the machine may be shared, and never a fixed deadline.
 BUDGET_FACTOR = 10
+# dbt's own console lines: they belong in a run's log file, never on the terminal.
+DBT_LOG_LINES = re.compile(r"Running with dbt|Registered adapter|Concurrency:|Unable to do partial")
 
 
 def free_port() -> int:

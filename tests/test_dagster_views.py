@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 import pytest
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
@@ -204,3 +205,26 @@ def test_storage_metadata_names_where_each_asset_lives(views) -> None:
     assert online.metadata["dagster/table_name"] == name
     assert online.metadata["dagster/storage_kind"] == "dynamodb"
     assert name in (online.description or "")
+
+
+def test_each_day_of_the_online_asset_tells_its_own_items_written(views) -> None:
+    settings, instance, _ = views
+    store = FeatureStore.from_settings(settings)
+    table = store.tables[TABLE]
+    # Oracle: the newest row per user over the range (pandas), counted by the day it came from.
+    rows = pd.concat(store.offline.read_partition(table, d) for d in days_between(FIRST, LAST))
+    newest = rows.sort_values(["event_timestamp", "created_at"]).groupby("user_id").tail(1)
+    expected = newest["feature_date"].map(pd.Timestamp).dt.date.value_counts().to_dict()
+
+    records = instance.fetch_materializations(
+        dg.AssetKey(online_asset_path(TABLE)), limit=100
+    ).records
+    written = {
+        date.fromisoformat(r.partition_key): r.asset_materialization.metadata for r in records
+    }
+
+    assert set(written) == set(days_between(FIRST, LAST))
+    assert {day: m["items_written"].value for day, m in written.items()} == {
+        day: expected.get(day, 0) for day in days_between(FIRST, LAST)
+    }
+    assert all(m["items_written_by_run"].value == len(newest) for m in written.values())

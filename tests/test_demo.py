@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import running_server
 from resources.settings import Settings
-from tests.builders import BUDGET_FACTOR, free_port, timed
+from tests.builders import BUDGET_FACTOR, DBT_LOG_LINES, free_port, timed
 
 pytestmark = pytest.mark.integration
 # The demo's work in units of one CLI start (interpreter, imports, contract): its dbt builds,
@@ -60,6 +62,11 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monke
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         output = demo.stdout
+        # Piped: progress as lines on stderr; dbt's log only in the file named.
+        assert re.search(r": 100%\|.*\| (\d+)/\1 ", demo.stderr), demo.stderr
+        assert not DBT_LOG_LINES.search(output + demo.stderr), output + demo.stderr
+        (log,) = re.findall(r"its log: (\S+)\)", output)
+        assert DBT_LOG_LINES.search(Path(log).read_text())
         assert "[4/5] plain boto3 get_item" in output and "'N':" in output
         training = output.split("[5/5] training set")[1].split("\n\n")[0].splitlines()[2:]
         assert len(training) >= 2 and not any("NaN" in row or "<NA>" in row for row in training)

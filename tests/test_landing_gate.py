@@ -3,7 +3,10 @@ day, column and example rows named; good data and declared-empty days pass."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import json
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,12 +21,14 @@ from feature_assets.validation.landing import check_dimension, check_landing, da
 from resources.dbt_manifest import load_project_contract
 from resources.landing_zone import LandingZone
 from resources.settings import PROJECT_ROOT
+from sensors.landing import changed_days, decode_cursor, encode_cursor, landing_state
 
 SPEC = DemoDataSpec(users=200, merchants=30, transactions_per_day=1_000, app_events_per_day=500)
 FIRST, LAST = date(2026, 1, 1), date(2026, 1, 5)
 DAY = date(2026, 1, 3)
 CONTRACT = load_project_contract(PROJECT_ROOT / "dbt_project")
-TRANSACTIONS = CONTRACT.sources["raw.card_transactions"]
+TRANSACTIONS_KEY = "raw.card_transactions"
+TRANSACTIONS = CONTRACT.sources[TRANSACTIONS_KEY]
 
 
 @pytest.fixture
@@ -137,3 +142,35 @@ def test_a_dimension_with_duplicate_keys_fails(zone) -> None:
 def test_the_currency_gate_follows_the_dbt_rates_var() -> None:
     column = next(c for c in TRANSACTIONS.columns if c.name == "currency")
     assert column.checks["isin"] == ["USD", "EUR", "GBP"]  # rendered from var('usd_rates')
+
+
+def test_the_landing_cursor_reads_as_a_summary_and_utc_times_and_sees_a_1ns_rewrite(
+    zone: LandingZone,
+) -> None:
+    sources = CONTRACT.sources
+    before = landing_state(zone.root, sources)
+    cursor = encode_cursor(before)
+
+    data = json.loads(cursor)
+    landed = sum(len(days) for days in before.values())
+    assert data["summary"].startswith(f"{len(before)} sources, {landed} landed days")
+    times = [t for days in data["landed"].values() for t in days.values()]
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", t) for t in times)
+    assert decode_cursor(cursor) == before
+    # A cursor from before the summary (nanosecond integers) still reads as the same state.
+    old = {s: {d: _ns(t) for d, t in days.items()} for s, days in before.items()}
+    assert decode_cursor(json.dumps(old)) == before
+
+    (path,) = (zone.root / "card_transactions").glob(f"*={DAY}/*.parquet")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert changed_days(decode_cursor(cursor), landing_state(zone.root, sources)) == {
+        source: [DAY] if source == TRANSACTIONS_KEY else [] for source in before
+    }
+
+
+def _ns(text: str) -> int:
+    """An independent reading of the cursor's time: whole seconds by datetime, then the ns."""
+    seconds, fraction = text.rstrip("Z").split(".")
+    whole = datetime.fromisoformat(seconds).replace(tzinfo=UTC).timestamp()
+    return int(whole) * 1_000_000_000 + int(fraction)

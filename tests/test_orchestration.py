@@ -32,6 +32,8 @@ from feature_assets.kernel.names import (
     PIPELINE_JOB,
     RANGE_END_TAG,
     RANGE_START_TAG,
+    online_asset_path,
+    online_sync_step,
 )
 from feature_assets.kernel.names import ONLINE_SYNC_SENSOR as SYNC_SENSOR
 from feature_assets.kernel.names import PUBLISH_CHECK as CHECK_NAME
@@ -145,7 +147,7 @@ def test_a_five_day_backfill_is_synced_as_one_range_once(env: Env) -> None:
 
     requests, next_cursor = env.tick(SYNC_SENSOR, cursor)
     assert request_ranges(requests) == {
-        "online/customer_daily_engagement_7d": ("2026-01-08", "2026-01-12")
+        "/".join(online_asset_path("customer_daily_engagement_7d")): ("2026-01-08", "2026-01-12")
     }
     assert env.tick(SYNC_SENSOR, next_cursor)[0] == []
     assert [r.run_key for r in env.tick(SYNC_SENSOR, cursor)[0]] == [r.run_key for r in requests]
@@ -352,7 +354,7 @@ def test_the_online_sync_step_retries_until_the_store_is_back(env: Env, tmp_path
         stop_server(server_home)
     assert result.success
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
-    synced = result.asset_materializations_for_node(f"online__{TABLE}")
+    synced = result.asset_materializations_for_node(online_sync_step(TABLE))
     assert synced and synced[-1].metadata["items_written"].value > 0
 
 

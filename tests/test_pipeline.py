@@ -29,6 +29,7 @@ from feature_assets.demo_data import (
 )
 from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.names import PUBLISH_CHECK as CHECK_NAME
+from feature_assets.kernel.names import online_sync_step
 from feature_assets.sdk import FeatureStore
 from resources.settings import PROJECT_ROOT, Settings
 from tests.builders import BUDGET_FACTOR, make_settings, settings_env, timed
@@ -176,7 +177,7 @@ def test_syncing_an_old_partition_after_a_newer_one_leaves_the_newer_value(pipel
         DAY_A,
         DAY_A,
         asset_selection=[online_asset_key(pipeline.table)],
-        run_config={**QUIET, "ops": {f"online__{TABLE}": {"config": {"force": True}}}},
+        run_config={**QUIET, "ops": {online_sync_step(TABLE): {"config": {"force": True}}}},
     )
     assert forced.success
     assert pipeline.online_items() != before
@@ -224,7 +225,7 @@ union all by name (select * from final order by user_id limit 1)
     assert file_digest(published) == digest  # the published day is still the good one
     assert pipeline.online_items() == items
     sync_steps = [
-        e for e in result.all_events if e.step_key == f"online__{TABLE}" and e.is_step_success
+        e for e in result.all_events if e.step_key == online_sync_step(TABLE) and e.is_step_success
     ]
     assert sync_steps == []
 

@@ -15,7 +15,7 @@ from feature_assets.assets.build import build_definitions
 from feature_assets.catalog import CONTRACT_HEADING
 from feature_assets.kernel.contract import parse_duration
 from feature_assets.kernel.errors import FeatureReferenceError
-from feature_assets.kernel.names import RAW_GROUP
+from feature_assets.kernel.names import RAW_GROUP, online_asset_path
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from tests.builders import MODELS_DIR, make_settings, publish_rows, yaml_feature_tables
@@ -96,12 +96,19 @@ def test_lineage_runs_from_raw_sources_through_the_table_to_its_online_table(
     for key in read_sources:
         assert graph.get(key).group_name == RAW_GROUP
         assert spec_of(defs, key).description
-    online = dg.AssetKey(["online", name])
+    online = dg.AssetKey(online_asset_path(name))
     if YAML_TABLES[name]["feature_table"].get("online", True):
         assert graph.get(online).parent_keys == {dg.AssetKey(name)}
         assert graph.get(online).owners == [YAML_TABLES[name]["feature_table"]["owner"]]
     else:
         assert not graph.has(online)
+
+
+def test_no_two_assets_share_a_label(defs: dg.Definitions) -> None:
+    """Dagster labels a node by its key's last part: the online table must not read as the
+    offline one."""
+    labels = [spec.key.path[-1] for spec in defs.resolve_all_asset_specs()]
+    assert len(labels) == len(set(labels)), sorted(labels)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from feature_assets.kernel.contract import parse_duration
+from feature_assets.kernel.names import online_asset_path
 from tests.builders import BUDGET_FACTOR, free_port, timed, wait_for, yaml_feature_tables
 
 QUERY = """{ assetNodes { assetKey { path } groupName
@@ -93,9 +94,9 @@ def test_dagster_graphql_shows_owners_group_tags_freshness_and_check_of_every_ta
                 "assetChecksOrError"
             ]["checks"]
             if meta.get("online", True):
-                assert by_key[f"online/{name}"]["groupName"] == meta["entity"]
+                assert by_key["/".join(online_asset_path(name))]["groupName"] == meta["entity"]
             else:
-                assert f"online/{name}" not in by_key
+                assert "/".join(online_asset_path(name)) not in by_key
         assert "raw/card_transactions" in by_key
 
         # `dagster dev` on the demo starts with every schedule and sensor running.

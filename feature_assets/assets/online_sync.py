@@ -1,6 +1,10 @@
 """The online-sync asset of each online feature table: published rows -> DynamoDB, newer-wins."""
 
+from datetime import date
+
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from feature_assets.assets.feature_tables import feature_table_tags
@@ -30,6 +34,11 @@ class OnlineSyncConfig(dg.Config):
 
 def online_asset_key(table: FeatureTable) -> dg.AssetKey:
     return dg.AssetKey(online_asset_path(table.name))
+
+
+def items_per_day(rows: pa.Table, partition_column: str) -> dict[date, int]:
+    counts = pc.value_counts(rows.column(partition_column)).to_pylist()
+    return {count["values"]: count["counts"] for count in counts}
 
 
 def build_online_sync_asset(
@@ -64,9 +73,8 @@ def build_online_sync_asset(
         online_store: dg.ResourceParam[OnlineStore],
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
-        rows = offline_store.rows_to_serve(
-            table, days_in(window.start, window.end), force=config.force
-        )
+        days = days_in(window.start, window.end)
+        rows = offline_store.rows_to_serve(table, days, force=config.force)
         try:
             written = online_store.write_rows(table, rows)
         except StoreUnavailableError as error:
@@ -76,8 +84,18 @@ def build_online_sync_asset(
             wait = min(SYNC_RETRY_BASE_SECONDS * 2**context.retry_number, 120)
             context.log.warning(f"{error}; retrying in {wait}s")
             raise dg.RetryRequested(max_retries=SYNC_RETRIES, seconds_to_wait=wait) from error
+        # Each day's own count: the items whose value came from that day's partition (a key
+        # that changed again later in the range is counted on its last day only).
+        per_day = items_per_day(rows, table.partition_column)
+        for day in days:
+            context.add_asset_metadata(
+                {"items_written": per_day.get(day, 0)}, partition_key=day.isoformat()
+            )
         return dg.MaterializeResult(
-            metadata={"items_written": written, "online_table": online_store.table_name(table)}
+            metadata={
+                "items_written_by_run": written,
+                "online_table": online_store.table_name(table),
+            }
         )
 
     return _sync

@@ -1,17 +1,15 @@
 """Launching the feature pipeline for a day range on a Dagster instance (CLI, demo, tests)."""
 
 import os
-import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from filelock import FileLock
-from tqdm import tqdm
 
 from feature_assets.kernel.dates import range_tags
 from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP
@@ -66,6 +64,26 @@ def prepare_dagster_home(home: Path) -> Path:
     return home
 
 
+def pipeline_job(
+    defs: dg.Definitions, asset_selection: Sequence[dg.AssetKey] | None = None
+) -> dg.JobDefinition:
+    """The pipeline job, or its subset for a selection: the selected assets, their checks and
+    the landing gates of the raw sources they read (an asset selection alone would drop the
+    gates, which are on other assets)."""
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    if not asset_selection:
+        return job
+    return job.get_subset(
+        asset_selection=set(asset_selection),
+        asset_check_selection=checks_for(defs, asset_selection),
+    )
+
+
+def step_count(job: dg.JobDefinition) -> int:
+    """Steps a run of `job` executes: one per node (no dynamic outputs in this pipeline)."""
+    return len(job.graph.nodes)
+
+
 def materialize_range(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -78,19 +96,10 @@ def materialize_range(
     run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the daily partitions first..last (inclusive), as a single-run backfill;
-    quiet on the console unless `run_config` says otherwise.
-
-    A selection runs the selected assets' checks and the landing gates of the raw sources
-    they read (an asset selection alone would drop the gates, which are on other assets)."""
+    quiet on the console unless `run_config` says otherwise."""
     reap_dead_runs(instance)
     remove_leftovers(defs, instance)
-    job = defs.resolve_job_def(PIPELINE_JOB)
-    if asset_selection:
-        job = job.get_subset(
-            asset_selection=set(asset_selection),
-            asset_check_selection=checks_for(defs, asset_selection),
-        )
-    return job.execute_in_process(
+    return pipeline_job(defs, asset_selection).execute_in_process(
         instance=instance,
         run_config=QUIET_RUN_CONFIG if run_config is None else run_config,
         raise_on_error=raise_on_error,
@@ -137,35 +146,38 @@ STEP_ENDS = {
 }
 
 
-def materialize_with_progress(
+def materialize_following(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     first: date,
     last: date,
+    on_steps: Callable[[list[str]], None],
     *,
-    asset_selection: Sequence[dg.AssetKey],
-    steps: int,
+    asset_selection: Sequence[dg.AssetKey] | None = None,
     run_config: dict[str, Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """`materialize_range` with a progress bar on stderr, fed from the run's own event log.
+    """`materialize_range`, telling `on_steps` the keys of the steps ended so far, from the
+    run's own event log, whenever more have ended (and once at the end).
 
     The run stays in the main thread (dbt and Dagster install signal handlers); a thread
-    polls the instance for finished steps."""
+    polls the instance for ended steps."""
     run_id = str(uuid.uuid4())
     done = threading.Event()
 
     def follow() -> None:
-        with tqdm(total=steps, unit="step", desc=f"{first}..{last}", file=sys.stderr) as bar:
-            while not done.wait(0.5):
-                ended = [
-                    e.dagster_event.step_key
-                    for e in instance.all_logs(run_id, of_type=STEP_ENDS)
-                    if e.dagster_event
-                ]
-                bar.update(len(ended) - bar.n)
-                if ended:
-                    bar.set_postfix_str(ended[-1])
-            bar.update(steps - bar.n)
+        seen = -1
+        while True:
+            finished = done.wait(0.5)
+            ended = [
+                e.dagster_event.step_key
+                for e in instance.all_logs(run_id, of_type=STEP_ENDS)
+                if e.dagster_event and e.dagster_event.step_key
+            ]
+            if len(ended) != seen or finished:
+                seen = len(ended)
+                on_steps(ended)
+            if finished:
+                return
 
     watcher = threading.Thread(target=follow, daemon=True)
     watcher.start()

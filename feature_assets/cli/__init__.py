@@ -3,8 +3,32 @@
 import os
 import sys
 
-from feature_assets.kernel.errors import FeatureStoreError
+from feature_assets.kernel.errors import (
+    FeatureDefinitionError,
+    FeatureReferenceError,
+    FeatureStoreError,
+    LocalServerError,
+    PartitionNotPublishedError,
+    StoreUnavailableError,
+)
 from resources.settings import Settings
+
+# What to try next, by kind of problem (the most specific class that matches wins).
+HINTS: dict[type[FeatureStoreError], str] = {
+    FeatureReferenceError: "`feature-store tables` and `feature-store features` list what exists",
+    StoreUnavailableError: "is the online store running? `feature-store online-store start` "
+    "starts the embedded one; FEATURE_STORE_DYNAMODB_ENDPOINT says where it is looked for",
+    PartitionNotPublishedError: "`feature-store backfill FIRST LAST` builds and publishes days",
+    FeatureDefinitionError: "fix the feature table's YAML under dbt_project/models/",
+    LocalServerError: "`feature-store online-store status` shows what runs",
+}
+
+
+def hint(error: FeatureStoreError, command: str) -> str:
+    for cls in type(error).__mro__:
+        if cls in HINTS:
+            return HINTS[cls]
+    return f"see `feature-store {command} --help`"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args, settings)
     except FeatureStoreError as error:
-        # A problem the user can act on: one line, no traceback.
-        print(f"feature-store {args.command}: {error}", file=sys.stderr)
+        # A problem the user can act on: one line, with what to try, and no traceback.
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        advice = hint(error, args.command)
+        print(f"feature-store {args.command}: {first_line} (hint: {advice})", file=sys.stderr)
         return 2

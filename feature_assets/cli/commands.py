@@ -7,10 +7,11 @@ fast.
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from feature_assets.cli import render
+from feature_assets.cli import render, terminal
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
 from feature_assets.kernel.errors import CallerError
 from feature_assets.registry import Registry
@@ -66,38 +67,89 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """One single-run range over first..last, with a progress bar over its steps."""
-    import dagster as dg
+    if args.last_day < args.first_day:
+        raise CallerError(
+            f"the last day {args.last_day} is before the first day {args.first_day}; "
+            "give the range oldest day first"
+        )
+    registry = _registry(settings)
+    chosen = [registry.table(name) for name in args.table or registry.tables]
 
-    from feature_assets.assets.build import build_definitions
+    import dagster as dg  # after the arguments are known good: it takes seconds
+
     from feature_assets.assets.online_sync import online_asset_key
-    from feature_assets.assets.runs import materialize_with_progress, persistent_instance
     from feature_assets.kernel.names import table_asset_path
 
-    registry = _registry(settings)
-    names = args.table or list(registry.tables)
-    chosen = [registry.table(name) for name in names]
-    synced = [] if args.no_sync else [t for t in chosen if t.online]
     selection = [dg.AssetKey(table_asset_path(t.name)) for t in chosen]
-    selection += [online_asset_key(t) for t in synced]
-    result = materialize_with_progress(
-        build_definitions(settings),
-        persistent_instance(settings),
-        args.first_day,
-        args.last_day,
-        asset_selection=selection,
-        # one landing gate per source read, one dbt step, one publish check per table,
-        # one sync per online table
-        steps=len({s for t in chosen for s in t.source_tables}) + 1 + len(chosen) + len(synced),
+    if not args.no_sync:
+        selection += [online_asset_key(t) for t in chosen if t.online]
+    run = run_pipeline(settings, args.first_day, args.last_day, selection, verbose=args.verbose)
+    return 0 if run.success else 1
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    run_id: str
+    success: bool
+    log_path: Path
+
+
+def run_pipeline(
+    settings: Settings,
+    first: date,
+    last: date,
+    selection: list | None = None,
+    *,
+    verbose: bool = False,
+) -> PipelineRun:
+    """One run over first..last with a progress bar; the run's own output (dbt's log,
+    Dagster's warnings) goes to a log file, shown when the run fails or with `verbose`."""
+    import uuid
+
+    from feature_assets.assets.build import build_definitions
+    from feature_assets.assets.runs import (
+        materialize_following,
+        persistent_instance,
+        pipeline_job,
+        step_count,
     )
-    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    return 0 if result.success else 1
+
+    defs = build_definitions(settings)
+    instance = persistent_instance(settings)
+    log_path = (
+        settings.home / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.log"
+    )
+    total = step_count(pipeline_job(defs, selection))
+    with terminal.run_output(log_path, verbose=verbose) as screen:
+        bar = terminal.progress_bar(total, f"{first}..{last}", "step", screen)
+
+        def show(ended: list[str]) -> None:
+            bar.update(len(ended) - bar.n)
+            if ended:
+                bar.set_postfix_str(ended[-1][-40:], refresh=False)
+            bar.refresh()
+
+        with bar:
+            result = materialize_following(
+                defs, instance, first, last, show, asset_selection=selection
+            )
+    if result.success:
+        print(f"run {result.run_id} succeeded (its log: {log_path})")
+    else:
+        print(f"run {result.run_id} FAILED; `make ui` shows each step", file=sys.stderr)
+        if not verbose:
+            terminal.show_failure(log_path)
+    return PipelineRun(result.run_id, result.success, log_path)
 
 
 def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     store = FeatureStore.from_settings(settings)
+    store.online.ping()  # an unreachable store fails here, before any progress is drawn
     for table in store.tables.values():
         if table.online:
-            written = store.online.write_rows(table, store.offline.latest_rows(table))
+            rows = store.offline.latest_rows(table)
+            with terminal.progress_bar(rows.num_rows, table.name, "item") as bar:
+                written = store.online.write_rows(table, rows, on_written=bar.update)
             print(f"{table.name}: {written} items written to {store.online.table_name(table)}")
     return 0
 
@@ -184,10 +236,15 @@ def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
     from feature_assets.catalog import generate_catalog
+    from resources.online_store import OnlineStore
 
     registry = _registry(settings)
     target = generate_catalog(
-        settings.dbt_project_dir, settings.catalog_dir, registry.tables, registry.services
+        settings.dbt_project_dir,
+        settings.catalog_dir,
+        registry.tables,
+        registry.services,
+        OnlineStore.from_settings(settings).table_name,
     )
     print(f"catalog of {len(registry.tables)} feature tables written to {target}")
     if args.no_serve:

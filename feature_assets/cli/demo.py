@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +10,7 @@ import boto3
 import pandas as pd
 
 from feature_assets.cli import render
-from feature_assets.cli.commands import embedded_port, yesterday
+from feature_assets.cli.commands import embedded_port, run_pipeline, yesterday
 from feature_assets.cli.parsing import WINDOW_WARMUP_DAYS
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.registry import Registry
@@ -55,24 +54,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"{first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}, and the merchant list"
     )
 
-    from feature_assets.assets.build import build_definitions
-    from feature_assets.assets.runs import materialize_range, persistent_instance
-
-    result = materialize_range(
-        build_definitions(settings),
-        persistent_instance(settings),
-        first,
-        last,
-    )
-    if not result.success:
-        print(
-            f"pipeline run {result.run_id} FAILED; open the UI (`make ui`) for details",
-            file=sys.stderr,
-        )
+    run = run_pipeline(settings, first, last, verbose=args.verbose)
+    if not run.success:
         return 1
-    print(
-        f"[3/5] built, validated, published and synced {args.days} daily partitions (run {result.run_id})"
-    )
+    print(f"[3/5] built, validated, published and synced {args.days} daily partitions")
 
     store = FeatureStore.from_settings(settings)
     table = store.tables[DEMO_TABLE]

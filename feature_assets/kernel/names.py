@@ -44,7 +44,8 @@ def table_asset_path(table_name: str) -> tuple[str, ...]:
 
 
 def online_asset_path(table_name: str) -> tuple[str, ...]:
-    return ("online", table_name)
+    """The online table's asset: its own last part, since Dagster labels a node by it."""
+    return ("online", f"{table_name}_online")
 
 
 def online_sync_step(table_name: str) -> str:
