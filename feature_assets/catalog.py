@@ -199,9 +199,10 @@ def online_exposure(
     package = model["package_name"]
     # The YAML that declares `online: true`, not the SQL.
     yaml_path = (model.get("patch_path") or "").partition("://")[2] or model["original_file_path"]
+    layout = key_layout(table)
     meta = {
         "DynamoDB table": dynamodb_table,
-        "key": key_layout(table),
+        "key": layout,
         "ttl": format_duration(table.ttl) or "none",
         "features": ", ".join(table.feature_names),
     }
@@ -218,7 +219,7 @@ def online_exposure(
         "description": (
             f"DynamoDB table `{dynamodb_table}`: the newest value of each {table.entity}, "
             f"written by the online sync after each published partition.\n\n"
-            f"One item per entity; {key_layout(table)}. Every feature is a native attribute "
+            f"One item per entity; {layout}. Every feature is a native attribute "
             f"({', '.join(f'`{f}`' for f in table.feature_names)}), plus the event and created "
             f"timestamps and `{EXPIRY_ATTRIBUTE}`, the DynamoDB TTL attribute."
         ),

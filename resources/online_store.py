@@ -203,9 +203,10 @@ class OnlineStore:
         def collect(done: Iterable[Future[int]]) -> int:
             count = 0
             for future in done:
-                count += future.result()
+                batch = future.result()
+                count += batch
                 if on_written:
-                    on_written(future.result())
+                    on_written(batch)
             return count
 
         with (

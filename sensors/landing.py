@@ -38,7 +38,7 @@ def landing_state(landing_dir: Path, sources: Mapping[str, RawSource]) -> Landin
         for path in (landing_dir / source.name).glob(f"{source.landing_partition}=*/*.parquet"):
             day = path.parent.name.split("=", 1)[1]
             days[day] = max(days.get(day, 0), path.stat().st_mtime_ns)
-    return {key: {day: utc_ns(ns) for day, ns in days.items()} for key, days in state.items()}
+    return as_times(state)
 
 
 def utc_ns(nanoseconds: int) -> str:
@@ -60,7 +60,11 @@ def decode_cursor(cursor: str) -> LandingState:
     if "landed" in data:
         return data["landed"]
     # A cursor written before the summary (source -> day -> mtime in ns) reads as the same times.
-    return {key: {day: utc_ns(ns) for day, ns in days.items()} for key, days in data.items()}
+    return as_times(data)
+
+
+def as_times(nanoseconds: Mapping[str, Mapping[str, int]]) -> LandingState:
+    return {key: {day: utc_ns(ns) for day, ns in days.items()} for key, days in nanoseconds.items()}
 
 
 def changed_days(before: LandingState, now: LandingState) -> dict[str, list[date]]:

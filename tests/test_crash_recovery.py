@@ -57,15 +57,21 @@ def backfill(settings, first: date = FIRST, last: date = LAST) -> subprocess.Pop
     return backfill_process(settings, first, last, TABLE, own_session=True)
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (state, parent, ...), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def descendants(pid: int) -> set[int]:
     """Processes below `pid` now (Linux /proc)."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        parents[int(stat.parent.name)] = int(fields[1])
+        fields = stat_fields(int(stat.parent.name))
+        if fields is not None:  # else gone meanwhile
+            parents[int(stat.parent.name)] = int(fields[1])
     found, frontier = set(), {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
@@ -97,9 +103,8 @@ def cmdline(pid: int) -> bytes:
 
 def state(pid: int) -> str:
     """State, parent and start time from /proc/<pid>/stat, for a failure message."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return "gone"
     return f"state {fields[0]}, parent {fields[1]}, started {fields[19]}"
 

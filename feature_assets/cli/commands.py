@@ -7,7 +7,6 @@ fast.
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -83,15 +82,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     selection = [dg.AssetKey(table_asset_path(t.name)) for t in chosen]
     if not args.no_sync:
         selection += [online_asset_key(t) for t in chosen if t.online]
-    run = run_pipeline(settings, args.first_day, args.last_day, selection, verbose=args.verbose)
-    return 0 if run.success else 1
-
-
-@dataclass(frozen=True)
-class PipelineRun:
-    run_id: str
-    success: bool
-    log_path: Path
+    succeeded = run_pipeline(
+        settings, args.first_day, args.last_day, selection, verbose=args.verbose
+    )
+    return 0 if succeeded else 1
 
 
 def run_pipeline(
@@ -101,9 +95,10 @@ def run_pipeline(
     selection: list | None = None,
     *,
     verbose: bool = False,
-) -> PipelineRun:
-    """One run over first..last with a progress bar; the run's own output (dbt's log,
-    Dagster's warnings) goes to a log file, shown when the run fails or with `verbose`."""
+) -> bool:
+    """One run over first..last with a progress bar; whether it succeeded. The run's own
+    output (dbt's log, Dagster's warnings) goes to a log file, shown when the run fails or
+    with `verbose`."""
     import uuid
 
     from feature_assets.assets.build import build_definitions
@@ -139,7 +134,7 @@ def run_pipeline(
         print(f"run {result.run_id} FAILED; `make ui` shows each step", file=sys.stderr)
         if not verbose:
             terminal.show_failure(log_path)
-    return PipelineRun(result.run_id, result.success, log_path)
+    return result.success
 
 
 def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:

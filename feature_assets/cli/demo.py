@@ -54,8 +54,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"{first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}, and the merchant list"
     )
 
-    run = run_pipeline(settings, first, last, verbose=args.verbose)
-    if not run.success:
+    if not run_pipeline(settings, first, last, verbose=args.verbose):
         return 1
     print(f"[3/5] built, validated, published and synced {args.days} daily partitions")
 
