@@ -171,6 +171,7 @@ def test_a_run_killed_in_any_step_is_recovered_by_running_the_command_again(home
     with contextlib.suppress(ProcessLookupError):  # whatever survived: the next test starts clean
         os.killpg(victim.pid, signal.SIGKILL)
     assert not survivors, f"still running after the run was killed: {described}"
+    killed = run_ids(settings) - earlier
 
     (again,) = run_within([backfill(settings)], BUDGET_FACTOR * 2 * unit, "the backfill again")
     assert "succeeded" in again[0], again[0]
@@ -188,6 +189,12 @@ def test_a_run_killed_in_any_step_is_recovered_by_running_the_command_again(home
     assert list(settings.offline_dir.rglob("*.tmp-*")) == []
     # The killed run's staging folder is gone; the rerun removed its own after publishing.
     assert [p for p in settings.staging_dir.iterdir() if RUN_ID.fullmatch(p.name)] == []
+    # Nor does dbt's target folder of the killed run stay in the project (dagster-dbt names
+    # them <op>-<run id[:7]>-<uuid>).
+    target = settings.dbt_project_dir / "target"
+    assert [
+        p.name for p in target.glob("*-*-*") if p.name.split("-")[-2] in {run[:7] for run in killed}
+    ] == []
 
 
 def test_leftovers_of_runs_no_longer_going_are_removed_and_others_kept(tmp_path) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 
 import pytest
@@ -17,7 +19,8 @@ from feature_assets.kernel.contract import FeatureService
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import BUDGET_FACTOR, free_port, publish_rows, synthetic_table
+from tests.throttling_proxy import throttling_proxy
 
 TOKEN = "s3cret"
 TABLE = synthetic_table(name="user_daily_clicks_7d", ttl=None, features=("clicks",))
@@ -50,12 +53,21 @@ def server_url(tmp_path, online_server) -> Iterator[str]:
         online,
         {"churn_v1": FeatureService("churn_v1", (f"{TABLE.name}:clicks",))},
     )
+    with serving(store) as url:
+        yield url
+
+
+@contextmanager
+def serving(store: FeatureStore) -> Iterator[str]:
+    """The server's URL on a free port of 127.0.0.1 for the duration of the block."""
     server = make_server(store, "127.0.0.1", 0, token=TOKEN, max_body_bytes=2_000, max_entities=10)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def call(
@@ -146,3 +158,37 @@ def test_bad_requests_get_clear_4xx(server_url, body, status, message) -> None:
     got, payload = call(server_url, "/get-online-features", body)
     assert got == status
     assert message in payload["error"]
+
+
+@contextmanager
+def store_behind(how: str, upstream: str) -> Iterator[str]:
+    """An endpoint in front of the real store that throttles every request, or one where
+    nothing listens."""
+    if how == "throttled":
+        with throttling_proxy(upstream, throttle=1.0, unprocessed=0.0) as (endpoint, _):
+            yield endpoint
+    else:
+        yield f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.mark.parametrize("how", ["throttled", "unreachable"])
+def test_a_throttled_or_unreachable_store_is_a_json_503(server_url, online_server, how) -> None:
+    """Before, the connection dropped without an answer (the traceback went to stderr)."""
+    with store_behind(how, online_server.endpoint) as endpoint:
+        store = FeatureStore(
+            {TABLE.name: TABLE},
+            OfflineStore(root="/nonexistent", staging_root="/nonexistent"),
+            OnlineStore(endpoint_url=endpoint, table_prefix="t_", max_attempts=3),
+        )
+        with serving(store) as url:
+            started = time.monotonic()
+            request = {"features": [f"{TABLE.name}:clicks"], "entities": [{"user_id": 1}]}
+            status, body = call(url, "/get-online-features", request)
+            took = time.monotonic() - started
+            health, _ = call(url, "/health", token=None)
+    assert status == 503, body
+    assert ("throttling" if how == "throttled" else "unreachable") in body["error"]
+    assert body["request_id"]
+    assert health == 503
+    # Inside the server's 10 s request deadline, whatever the retries.
+    assert took < 10.0 * BUDGET_FACTOR

@@ -19,6 +19,9 @@ from feature_assets.kernel.names import (
 )
 from resources.offline_store import OfflineStore
 
+# Inside a run's staging folder.
+DBT_TARGET_DIR = "dbt_target"
+
 
 class FeatureTableTranslator(DagsterDbtTranslator):
     """Maps each feature table's contract onto its asset spec: owners, group, tags, metadata."""
@@ -133,17 +136,24 @@ def build_feature_table_assets(
     ):
         """Builds the window's rows into this run's staging folder; the check validates and publishes."""
         window = context.partition_time_window
-        offline_store.run_staging_dir(context.run.run_id).mkdir(parents=True, exist_ok=True)
+        staging = offline_store.run_staging_dir(context.run.run_id)
+        staging.mkdir(parents=True, exist_ok=True)
         dbt_vars = partitioned_dbt_vars(
             window.start.date(),
             window.end.date(),
             landing_dir,
             offline_store.staged_path_template(context.run.run_id),
         )
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        # dbt's target folder (~1.4 MB: manifest, run results, log) lives in the run's staging
+        # folder, so a run that fails or is killed leaves none behind in the project: the
+        # leftover sweep removes staging folders of runs no longer going.
+        invocation = dbt.cli(
+            ["build", "--vars", json.dumps(dbt_vars)],
+            context=context,
+            target_path=staging / DBT_TARGET_DIR,
+        )
         yield from invocation.stream()
-        # Each invocation writes ~1.4 MB (manifest, run results) to its own target folder;
-        # Dagster has recorded what matters, so a succeeded run leaves none behind.
+        # Dagster has recorded what matters; the staged files stay for the publish checks.
         shutil.rmtree(invocation.target_path, ignore_errors=True)
 
     return feature_tables
