@@ -21,6 +21,7 @@ from feature_assets.kernel.contract import (
     FeatureColumn,
     FeatureService,
     FeatureTable,
+    OnDemandFeature,
     format_duration,
     services_reading,
 )
@@ -47,12 +48,13 @@ def generate_catalog(
     tables: Mapping[str, FeatureTable],
     services: Mapping[str, FeatureService],
     online_table_name: OnlineTableName,
+    on_demand: Mapping[str, OnDemandFeature] | None = None,
 ) -> Path:
     """Run `dbt docs generate` into `target_dir` and annotate it; returns `target_dir`."""
     ensure_manifest(project_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
     run_dbt(project_dir, ["docs", "generate", "--quiet"], target_path=target_dir)
-    annotate_catalog(target_dir, tables, services, online_table_name)
+    annotate_catalog(target_dir, tables, services, online_table_name, on_demand)
     return target_dir
 
 
@@ -61,7 +63,9 @@ def annotate_catalog(
     tables: Mapping[str, FeatureTable],
     services: Mapping[str, FeatureService],
     online_table_name: OnlineTableName,
+    on_demand: Mapping[str, OnDemandFeature] | None = None,
 ) -> None:
+    on_demand = on_demand or {}
     manifest = json.loads((target_dir / "manifest.json").read_text())
     catalog = json.loads((target_dir / "catalog.json").read_text())
     online_nodes: list[dict[str, Any]] = []
@@ -83,7 +87,12 @@ def annotate_catalog(
         service = services.get(node["name"])
         if service is not None:
             node["meta"] = service_rows(service)
-            node["description"] = f"{service.description}\n\n{service_markdown(service, tables)}"
+            markdown = service_markdown(service, tables, on_demand)
+            node["description"] = f"{service.description}\n\n{markdown}"
+        feature = on_demand.get(node["name"])
+        if feature is not None:
+            node["meta"] = on_demand_rows(feature)
+            node["description"] = f"{feature.description}\n\n{on_demand_markdown(feature)}"
     for node in online_nodes:
         add_exposure(manifest, node)
     (target_dir / "manifest.json").write_text(json.dumps(manifest))
@@ -165,15 +174,57 @@ def service_rows(service: FeatureService) -> dict[str, str]:
     }
 
 
-def service_markdown(service: FeatureService, tables: Mapping[str, FeatureTable]) -> str:
+def service_markdown(
+    service: FeatureService,
+    tables: Mapping[str, FeatureTable],
+    on_demand: Mapping[str, OnDemandFeature] | None = None,
+) -> str:
+    owners: Mapping[str, FeatureTable | OnDemandFeature] = {**tables, **(on_demand or {})}
     lines = ["#### Features", "", "| table | feature | type | description |", "|---|---|---|---|"]
     for table_name, features in features_by_table(service).items():
-        for feature in map(tables[table_name].feature, features):
+        for feature in map(owners[table_name].feature, features):
             lines.append(
                 f"| `{table_name}` | `{feature.name}` | {feature.type_name} "
                 f"| {feature.description} |"
             )
+    if service.on_demand_names:
+        lines += [
+            "",
+            f"On-demand (computed when read): {', '.join(sorted(service.on_demand_names))}.",
+        ]
+    if service.online_colocated:
+        lines += ["", "Online: one item per entity holds every stored feature (one round trip)."]
     return "\n".join(lines)
+
+
+def on_demand_rows(feature: OnDemandFeature) -> dict[str, str]:
+    """Flat rows in place of the nested `on_demand_feature` meta."""
+    return {
+        "function": feature.function,
+        "stored inputs": ", ".join(str(i.feature) for i in feature.stored_inputs) or "none",
+        "request fields": ", ".join(f"{i.name} ({i.logical_type})" for i in feature.request_inputs)
+        or "none",
+        "outputs": ", ".join(f"{o.name} ({o.type_name})" for o in feature.outputs),
+    }
+
+
+def on_demand_markdown(feature: OnDemandFeature) -> str:
+    return "\n".join(
+        [
+            f"#### On-demand feature: computed when read by `{feature.function}`",
+            "",
+            "| input | type | from |",
+            "|---|---|---|",
+            *(
+                f"| `{i.name}` | {i.logical_type} | {f'`{i.feature}`' if i.feature else 'request field'} |"
+                for i in feature.inputs
+            ),
+            "",
+            "| output | type | description |",
+            "|---|---|---|",
+            *(f"| `{o.name}` | {o.type_name} | {o.description} |" for o in feature.outputs),
+        ]
+    )
 
 
 def key_layout(table: FeatureTable) -> str:

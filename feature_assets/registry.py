@@ -15,6 +15,7 @@ from feature_assets.kernel.contract import (
     FeatureColumn,
     FeatureService,
     FeatureTable,
+    OnDemandFeature,
     services_reading,
 )
 from feature_assets.kernel.errors import FeatureReferenceError
@@ -28,8 +29,8 @@ FIELD_WEIGHTS = {"name": 3, "tags": 2, "entity": 2, "owner": 1, "description": 1
 
 @dataclass(frozen=True)
 class SearchHit:
-    kind: str  # "table", "feature" or "service"
-    name: str  # table name, "table:feature", or service name
+    kind: str  # "table", "on_demand", "feature" or "service"
+    name: str  # table or on-demand name, "table:feature", or service name
     description: str
     matched: tuple[str, ...]  # the fields the query words were found in
     score: int
@@ -69,6 +70,32 @@ class TableDetails:
     published_partitions: int
     services: tuple[str, ...]
     features: tuple[FeatureColumn, ...]
+
+
+@dataclass(frozen=True)
+class OnDemandInputSummary:
+    name: str
+    type: str
+    source: str  # "table:feature", or "request" for a field the caller passes
+
+
+@dataclass(frozen=True)
+class OnDemandSummary:
+    on_demand: str
+    function: str
+    owner: str
+    inputs: int
+    outputs: int
+    reads_tables: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OnDemandDetails:
+    summary: OnDemandSummary
+    description: str
+    inputs: tuple[OnDemandInputSummary, ...]
+    services: tuple[str, ...]
+    features: tuple[FeatureColumn, ...]  # the outputs
 
 
 @dataclass(frozen=True)
@@ -112,17 +139,36 @@ class Registry:
         tables: Mapping[str, FeatureTable],
         services: Mapping[str, FeatureService],
         offline: OfflineStore,
+        on_demand: Mapping[str, OnDemandFeature] | None = None,
     ) -> None:
         self.tables = dict(tables)
         self.services = dict(services)
         self.offline = offline
+        self.on_demand = dict(on_demand or {})
 
     def table(self, name: str) -> FeatureTable:
         if name not in self.tables:
-            raise FeatureReferenceError(
-                f"unknown feature table {name!r}; known: {sorted(self.tables)}"
-            )
+            known = sorted(self.tables) + sorted(self.on_demand)
+            raise FeatureReferenceError(f"unknown feature table {name!r}; known: {known}")
         return self.tables[name]
+
+    def on_demand_summaries(self) -> list[OnDemandSummary]:
+        return [self._on_demand_summary(f) for _, f in sorted(self.on_demand.items())]
+
+    def describe_on_demand(self, name: str) -> OnDemandDetails:
+        feature = self.on_demand[name]
+        return OnDemandDetails(
+            summary=self._on_demand_summary(feature),
+            description=feature.description,
+            inputs=tuple(
+                OnDemandInputSummary(i.name, i.logical_type, i.feature or "request")
+                for i in feature.inputs
+            ),
+            services=tuple(
+                sorted(s.name for s in self.services.values() if name in s.on_demand_names)
+            ),
+            features=feature.outputs,
+        )
 
     def last_partition(self, table: FeatureTable) -> date | None:
         days = self.offline.published_days(table)
@@ -135,12 +181,24 @@ class Registry:
         ]
 
     def feature_summaries(self, table_name: str | None = None) -> list[FeatureSummary]:
-        tables = [self.table(table_name)] if table_name else self.tables.values()
-        return [
+        """Stored features, then on-demand outputs (of one table or on-demand feature)."""
+        if table_name in self.on_demand:
+            tables, on_demand = [], [self.on_demand[table_name]]
+        elif table_name:
+            tables, on_demand = [self.table(table_name)], []
+        else:
+            tables, on_demand = list(self.tables.values()), list(self.on_demand.values())
+        stored = [
             FeatureSummary(f"{t.name}:{f.name}", f.type_name, t.owner, t.ttl, f.description)
             for t in sorted(tables, key=lambda t: t.name)
             for f in t.features
         ]
+        computed = [
+            FeatureSummary(f"{od.name}:{o.name}", o.type_name, od.owner or "", None, o.description)
+            for od in sorted(on_demand, key=lambda od: od.name)
+            for o in od.outputs
+        ]
+        return stored + computed
 
     def freshness(self, now: datetime) -> list[Freshness]:
         return [
@@ -214,6 +272,25 @@ class Registry:
                         "description": f.description,
                     },
                 )
+        for od in self.on_demand.values():
+            inputs = " ".join(i.feature or i.name for i in od.inputs)
+            yield (
+                "on_demand",
+                od.name,
+                od.description,
+                {
+                    "name": f"{od.name} {' '.join(od.feature_names)}",
+                    "owner": od.owner or "",
+                    "description": f"{od.description} {inputs}",
+                },
+            )
+            for o in od.outputs:
+                yield (
+                    "feature",
+                    f"{od.name}:{o.name}",
+                    o.description,
+                    {"name": o.name, "owner": od.owner or "", "description": o.description},
+                )
         for s in self.services.values():
             yield (
                 "service",
@@ -225,6 +302,16 @@ class Registry:
                     "description": s.description,
                 },
             )
+
+    def _on_demand_summary(self, feature: OnDemandFeature) -> OnDemandSummary:
+        return OnDemandSummary(
+            on_demand=feature.name,
+            function=feature.function,
+            owner=feature.owner or "",
+            inputs=len(feature.inputs),
+            outputs=len(feature.outputs),
+            reads_tables=tuple(sorted(feature.table_names)),
+        )
 
     def _summary(self, table: FeatureTable, published: list[date]) -> TableSummary:
         return TableSummary(

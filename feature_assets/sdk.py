@@ -14,16 +14,22 @@ import pyarrow.parquet as pq
 from feature_assets import saved_training_sets
 from feature_assets.kernel.contract import (
     Contract,
-    FeatureRequest,
     FeatureService,
     FeatureTable,
+    OnDemandFeature,
+    ResolvedFeatures,
     resolve_features,
     uses_full_feature_names,
 )
-from feature_assets.kernel.errors import FeatureReferenceError, TrainingSetDriftError
+from feature_assets.kernel.errors import (
+    EntityInputError,
+    FeatureReferenceError,
+    TrainingSetDriftError,
+)
 from resources.dbt_manifest import load_project_contract
 from resources.entity_source import parses_as_sql
 from resources.offline_store import OfflineStore
+from resources.on_demand import compute, request_column, stored_column
 from resources.online_store import OnlineStore
 from resources.settings import Settings
 from resources.training_set import TrainingSet
@@ -59,8 +65,14 @@ class FeatureStore:
         offline: OfflineStore,
         online: OnlineStore,
         services: Mapping[str, FeatureService] | None = None,
+        on_demand: Mapping[str, OnDemandFeature] | None = None,
     ) -> None:
-        self.contract = Contract(tables=dict(tables), services=dict(services or {}), sources={})
+        self.contract = Contract(
+            tables=dict(tables),
+            services=dict(services or {}),
+            sources={},
+            on_demand=dict(on_demand or {}),
+        )
         self.offline = offline
         self.online = online
 
@@ -82,12 +94,13 @@ class FeatureStore:
             OfflineStore.from_settings(settings),
             OnlineStore.from_settings(settings),
             contract.services,
+            contract.on_demand,
         )
 
     def resolve(
         self, features: Sequence[str] | str, *, full_feature_names: bool = False
-    ) -> list[FeatureRequest]:
-        """`table:feature` references (or a feature service name) grouped per table, in order."""
+    ) -> ResolvedFeatures:
+        """`table:feature` and on-demand references (or a feature service name), grouped."""
         return resolve_features(self.contract, features, full_feature_names=full_feature_names)
 
     def ping(self) -> None:
@@ -102,30 +115,51 @@ class FeatureStore:
         full_feature_names: bool = False,
         now: datetime | None = None,
     ) -> OnlineFeatures:
-        """Latest values for each entity row, TTL applied at read time (as the training-set join)."""
+        """Latest values for each entity row, TTL applied at read time (as the training-set
+        join), then on-demand features computed from them and the rows' request fields."""
         full_feature_names = self._full_names(features, full_feature_names)
-        requests = self.resolve(features, full_feature_names=full_feature_names)
-        offline_only = sorted(r.table.name for r in requests if not r.table.online)
+        resolved = self.resolve(features, full_feature_names=full_feature_names)
+        offline_only = sorted(r.table.name for r in resolved.stored if not r.table.online)
         if offline_only:
             raise FeatureReferenceError(
                 f"feature tables {offline_only} are offline only (online: false in their YAML); "
                 "read them with get_historical_features"
             )
+        # Request fields are checked before the store is asked anything.
+        request_fields = [_request_columns(r.feature, entity_rows) for r in resolved.on_demand]
         per_table = self.online.read_tables(
-            [(r.table, r.features) for r in requests], entity_rows, now=now
+            [(r.table, r.all_features) for r in resolved.stored], entity_rows, now=now
         )
-        rows, statuses = [], []
-        for i, entity in enumerate(entity_rows):
-            row, status = dict(entity), {}
-            for request, reads in zip(requests, per_table, strict=True):
-                read = reads[i]
-                names = request.output_names(full_feature_names)
+        rows = [dict(entity) for entity in entity_rows]
+        statuses: list[dict[str, str]] = [{} for _ in entity_rows]
+        stored_values: dict[str, list[Any]] = {}  # column -> value per entity row
+        for request, reads in zip(resolved.stored, per_table, strict=True):
+            names = request.all_output_names(full_feature_names)
+            for name, feature in zip(names, request.all_features, strict=True):
+                stored_values[name] = [read.values[feature] for read in reads]
+            asked = names[: len(request.features)]
+            for row, status, read in zip(rows, statuses, reads, strict=True):
                 row.update(
-                    {name: read.values[f] for name, f in zip(names, request.features, strict=True)}
+                    {name: read.values[f] for name, f in zip(asked, request.features, strict=True)}
                 )
                 status[request.table.name] = read.status.value
-            rows.append(row)
-            statuses.append(status)
+        for request, fields in zip(resolved.on_demand, request_fields, strict=True):
+            inputs = {
+                **fields,
+                **{
+                    item.name: stored_column(
+                        stored_values[resolved.input_column(item, full_feature_names)],
+                        item.logical_type,
+                    )
+                    for item in request.feature.stored_inputs
+                },
+            }
+            values = compute(request.feature, inputs, len(entity_rows))
+            for name, output in zip(
+                request.output_names(full_feature_names), request.outputs, strict=True
+            ):
+                for row, value in zip(rows, values[output].to_pylist(), strict=True):
+                    row[name] = value
         return OnlineFeatures(rows, statuses)
 
     def get_historical_features(
@@ -145,13 +179,14 @@ class FeatureStore:
         (late corrections do not leak).
         """
         full_feature_names = self._full_names(features, full_feature_names)
-        requests = self.resolve(features, full_feature_names=full_feature_names)
+        resolved = self.resolve(features, full_feature_names=full_feature_names)
         return self.offline.get_historical_features(
             self._entity_source(entity_df),
-            requests,
+            list(resolved.stored),
             timestamp_column=timestamp_column,
             full_feature_names=full_feature_names,
             created_timestamp_cutoff=created_timestamp_cutoff,
+            on_demand=resolved.on_demand,
         )
 
     def save_training_set(
@@ -168,7 +203,8 @@ class FeatureStore:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         full_feature_names = self._full_names(features, full_feature_names)
-        requests = self.resolve(features, full_feature_names=full_feature_names)
+        resolved = self.resolve(features, full_feature_names=full_feature_names)
+        requests = list(resolved.stored)
         entities = directory / saved_training_sets.ENTITIES
         first, last = self.offline.write_entity_rows(
             self._entity_source(entity_df), entities, timestamp_column
@@ -179,6 +215,7 @@ class FeatureStore:
             "created_timestamp_cutoff": created_timestamp_cutoff,
         }
         references = [f"{r.table.name}:{f}" for r in requests for f in r.features]
+        references += [f"{r.feature.name}:{o}" for r in resolved.on_demand for o in r.outputs]
         inputs = saved_training_sets.describe_inputs(self.offline, requests, first, last)
         self.get_historical_features(entities, references, **options).to_parquet(
             directory / saved_training_sets.DATA
@@ -192,8 +229,10 @@ class FeatureStore:
         """Rebuild a saved training set from its manifest; refuses if its partitions changed."""
         directory = Path(directory)
         manifest = saved_training_sets.read_manifest(directory)
-        requests = self.resolve(
-            manifest["features"], full_feature_names=manifest["options"]["full_feature_names"]
+        requests = list(
+            self.resolve(
+                manifest["features"], full_feature_names=manifest["options"]["full_feature_names"]
+            ).stored
         )
         entities = directory / manifest["entity_rows"]
         first, last = self.offline.entity_time_range(
@@ -220,3 +259,21 @@ class FeatureStore:
         if isinstance(entity_df, str) and parses_as_sql(entity_df):
             return self.offline.query(entity_df, list(self.tables.values()))
         return entity_df
+
+
+def _request_columns(
+    feature: OnDemandFeature, entity_rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The request fields of one on-demand feature, one typed column each, from entity rows."""
+    columns = {}
+    for item in feature.request_inputs:
+        missing = [i for i, entity in enumerate(entity_rows) if item.name not in entity]
+        if missing:
+            raise EntityInputError(
+                f"on-demand feature {feature.name!r}: entity row {missing[0]} lacks request "
+                f"field {item.name!r}"
+            )
+        columns[item.name] = request_column(
+            feature, item.name, item.logical_type, [e[item.name] for e in entity_rows]
+        )
+    return columns

@@ -16,6 +16,7 @@ import yaml
 from feature_assets.kernel.contract import Contract
 from feature_assets.kernel.errors import FeatureDefinitionError
 from feature_assets.kernel.manifest import load_contract
+from resources.on_demand import check_functions
 
 # What a manifest is built from; an edit to any of them makes it stale.
 PROJECT_SOURCES = ("dbt_project.yml", "models", "macros")
@@ -73,7 +74,9 @@ def read_manifest(project_dir: Path) -> dict:
 def load_project_contract(project_dir: Path) -> Contract:
     """Tables, services and sources of the dbt project, every load-time rule applied."""
     check_duplicate_columns(project_dir)
-    return load_contract(read_manifest(project_dir))
+    contract = load_contract(read_manifest(project_dir))
+    check_functions(contract.on_demand)
+    return contract
 
 
 def check_duplicate_columns(project_dir: Path) -> None:

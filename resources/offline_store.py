@@ -13,6 +13,7 @@ import contextlib
 import re
 import shutil
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,20 +23,26 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feature_assets.kernel.contract import FeatureRequest, FeatureTable
+from feature_assets.kernel.contract import (
+    FeatureRequest,
+    FeatureTable,
+    OnDemandRequest,
+    ResolvedFeatures,
+)
 from feature_assets.kernel.errors import EntityInputError, PartitionNotPublishedError
 from feature_assets.kernel.names import PUBLISHED_BY_RUN
 from resources.entity_source import (
     ADDED_COLUMNS,
     ENTITY_VIEW,
     check_entity_rows,
+    entity_columns,
     entity_time_range,
     register_entity_rows,
 )
 from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
 from resources.settings import Settings
 from resources.sql import DUCKDB_TYPES, file_list, ident, literal
-from resources.training_set import TrainingSet
+from resources.training_set import OnDemandStep, TrainingSet
 
 DATA_FILE = "data.parquet"
 # A Dagster run id: a run's staging folder is named after it.
@@ -239,19 +246,39 @@ class OfflineStore:
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         created_timestamp_cutoff: bool = False,
+        on_demand: Sequence[OnDemandRequest] = (),
     ) -> TrainingSet:
-        """Point-in-time join of the entity rows with the published partitions of each table.
+        """Point-in-time join of the entity rows with the published partitions of each table,
+        then the on-demand features over the joined rows (request fields are entity columns).
 
         The result converts to pandas, Arrow, polars or a Parquet file (streamed; DuckDB
         spills to disk past its memory limit)."""
         con = self.connect()
         register_entity_rows(con, entity, timestamp_column)
-        check_entity_rows(
-            con,
-            [r.table for r in requests],
-            timestamp_column,
-            [name for r in requests for name in r.output_names(full_feature_names)],
-        )
+        resolved = ResolvedFeatures(tuple(requests), tuple(on_demand))
+        outputs = [name for r in requests for name in r.all_output_names(full_feature_names)]
+        outputs += [name for r in on_demand for name in r.output_names(full_feature_names)]
+        check_entity_rows(con, [r.table for r in requests], timestamp_column, outputs)
+        columns = entity_columns(con)
+        steps = []
+        for request in on_demand:
+            feature = request.feature
+            for item in feature.request_inputs:
+                if item.name not in columns:
+                    raise EntityInputError(
+                        f"on-demand feature {feature.name!r}: entity rows lack request field "
+                        f"column {item.name!r}"
+                    )
+            inputs = {
+                item.name: item.name
+                if item.is_request
+                else resolved.input_column(item, full_feature_names)
+                for item in feature.inputs
+            }
+            names = request.output_names(full_feature_names)
+            steps.append(
+                OnDemandStep(feature, inputs, dict(zip(request.outputs, names, strict=True)))
+            )
         first, last = entity_time_range(con)
         sources: dict[str, str] = {}
         plans: dict[str, JoinPlan] = {}
@@ -268,7 +295,12 @@ class OfflineStore:
         query = point_in_time_query(
             ENTITY_VIEW, requests, sources, plans, full_feature_names=full_feature_names
         )
-        return TrainingSet(con, query)
+        hidden = [
+            name
+            for r in requests
+            for name in r.all_output_names(full_feature_names)[len(r.features) :]
+        ]
+        return TrainingSet(con, query, steps, hidden)
 
     def write_entity_rows(
         self, entity: Any, path: Path, timestamp_column: str

@@ -44,13 +44,13 @@ def point_in_time_query(
     selected: list[str] = []
     for i, request in enumerate(requests):
         table, plan, alias = request.table, plans[request.table.name], f"f{i}"
-        outputs = request.output_names(full_feature_names)
+        outputs = request.all_output_names(full_feature_names)
         if plan is JoinPlan.RANGE_CUTOFF:
             ctes.append(_ranked_cutoff_cte(alias, request, sources[table.name], entity_relation))
             joins.append(f"LEFT JOIN {alias} ON e.__entity_row = {alias}.__entity_row")
             selected += [
                 f"{alias}.{ident(f)} AS {ident(o)}"
-                for f, o in zip(request.features, outputs, strict=True)
+                for f, o in zip(request.all_features, outputs, strict=True)
             ]
             continue
         source = sources[table.name]
@@ -66,7 +66,7 @@ def point_in_time_query(
         in_ttl = _within_ttl(table, f"{alias}.{ident(table.timestamp)}")
         selected += [
             f"CASE WHEN {in_ttl} THEN {alias}.{ident(f)} END AS {ident(o)}"
-            for f, o in zip(request.features, outputs, strict=True)
+            for f, o in zip(request.all_features, outputs, strict=True)
         ]
     with_clause = f"WITH {', '.join(ctes)}\n" if ctes else ""
     return (
@@ -122,7 +122,7 @@ def _ranked_cutoff_cte(
     order = winner_order(table, "f.")
     return (
         f"{alias} AS (\n"
-        f"    SELECT e.__entity_row, {', '.join(f'f.{ident(x)}' for x in request.features)}\n"
+        f"    SELECT e.__entity_row, {', '.join(f'f.{ident(x)}' for x in request.all_features)}\n"
         f"    FROM {entity_relation} AS e JOIN {source} AS f ON {' AND '.join(conditions)}\n"
         f"    QUALIFY row_number() OVER (PARTITION BY e.__entity_row ORDER BY {', '.join(order)}) = 1\n)"
     )

@@ -31,6 +31,7 @@ from feature_assets.kernel.names import PIPELINE_JOB
 from feature_assets.sdk import FeatureStore
 from feature_assets.validation.partition import check_time_types
 from resources.offline_store import OfflineStore
+from resources.on_demand import ARROW_TYPES
 from resources.settings import PROJECT_ROOT, Settings
 
 MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
@@ -77,8 +78,10 @@ def synthetic_table(
     ttl: timedelta | None = timedelta(hours=30),
     features: tuple[str, ...] = ("value",),
     key_types: dict[str, str] | None = None,
+    feature_types: dict[str, str] | None = None,
 ) -> FeatureTable:
-    """A feature table defined in code, for tests that need shapes the demo table lacks."""
+    """A feature table defined in code, for tests that need shapes the demo table lacks
+    (features are integers unless `feature_types` says otherwise)."""
     return FeatureTable(
         name=name,
         description="synthetic",
@@ -93,7 +96,10 @@ def synthetic_table(
         owner="team:tests",
         online=True,
         tags=(),
-        features=tuple(FeatureColumn(name=f, logical_type="int") for f in features),
+        features=tuple(
+            FeatureColumn(name=f, logical_type=(feature_types or {}).get(f, "int"))
+            for f in features
+        ),
     )
 
 
@@ -120,7 +126,7 @@ def publish_rows(
             ("event_timestamp", time_type),
             ("created_at", time_type),
         ]
-        + [(f, pa.int64()) for f in table.feature_names]
+        + [(f.name, ARROW_TYPES[f.logical_type]) for f in table.features]
     )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
     days = sorted({row["feature_date"] for row in rows})

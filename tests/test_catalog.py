@@ -43,6 +43,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory, contract: Contract) -> di
         contract.tables,
         contract.services,
         ONLINE_STORE.table_name,
+        contract.on_demand,
     )
     return json.loads((target / "manifest.json").read_text())
 
@@ -74,8 +75,26 @@ def test_a_feature_service_shows_flat_meta_and_a_table_of_its_features(
         table_name, _, feature = reference.partition(":")
         assert table_name in node["meta"]["features"]
         assert feature in node["meta"]["features"]
-        row = f"| `{table_name}` | `{feature}` | {contract.tables[table_name].feature(feature).type_name} |"
+        owner = contract.tables.get(table_name) or contract.on_demand[table_name]
+        row = f"| `{table_name}` | `{feature}` | {owner.feature(feature).type_name} |"
         assert row in node["description"], reference
+
+
+@runs_dbt
+def test_an_on_demand_feature_shows_its_function_inputs_and_outputs(
+    manifest: dict[str, Any], contract: Contract
+) -> None:
+    assert contract.on_demand, "the demo declares on-demand features"
+    for name, feature in contract.on_demand.items():
+        node = manifest["exposures"][f"exposure.feature_store.{name}"]
+        assert node["meta"]["function"] == feature.function
+        for item in feature.inputs:
+            source = f"`{item.feature}`" if item.feature else "request field"
+            assert f"| `{item.name}` | {item.logical_type} | {source} |" in node["description"]
+        for output in feature.outputs:
+            assert f"| `{output.name}` | {output.type_name} |" in node["description"]
+    overview = manifest["docs"]["doc.feature_store.__overview__"]["block_contents"]
+    assert all(f"`{name}`" in overview for name in contract.on_demand)
 
 
 @runs_dbt

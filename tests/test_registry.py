@@ -114,7 +114,7 @@ def test_no_two_assets_share_a_label(defs: dg.Definitions) -> None:
 @pytest.fixture
 def registry(tmp_path, online_server) -> Registry:
     store = FeatureStore.from_settings(make_settings(tmp_path, online_server.endpoint))
-    return Registry(store.tables, store.services, store.offline)
+    return Registry(store.tables, store.services, store.offline, store.contract.on_demand)
 
 
 def test_search_finds_a_feature_by_a_word_of_its_description(registry: Registry) -> None:
@@ -132,8 +132,11 @@ def test_search_by_tag_needs_every_word_and_ranks_names_first(registry: Registry
     churn = registry.search("churn")
     assert {h.name for h in churn if h.kind == "table"} == {"customer_daily_engagement_7d"}
     assert "churn_prediction_v1" in {h.name for h in churn if h.kind == "service"}
+    # The churn team owns the engagement table and the tenure on-demand feature.
     assert all(
-        h.name.startswith("customer_daily_engagement_7d") for h in churn if h.kind == "feature"
+        h.name.startswith(("customer_daily_engagement_7d", "customer_tenure"))
+        for h in churn
+        if h.kind == "feature"
     )
     both = registry.search("credit balance")
     assert both and all("customer_daily_balance_30d" in h.name or h.kind == "service" for h in both)
@@ -168,7 +171,7 @@ def test_tables_list_owner_ttl_and_the_last_published_partition(registry: Regist
     assert rows["user_category_daily_spend_30d"].online is False
     described = registry.describe(table.name)
     assert described.published_partitions == 2
-    assert described.services == ("churn_prediction_v1",)
+    assert described.services == ("churn_prediction_v1", "churn_prediction_v2")
     with pytest.raises(FeatureReferenceError, match="unknown feature table 'nope'"):
         registry.describe("nope")
 
@@ -222,3 +225,61 @@ def test_catalog_shows_owner_ttl_keys_and_features_of_every_table(
                     meta["created_timestamp"],
                 )
         assert catalog["nodes"][unique_id]["metadata"]["owner"] == meta["owner"]
+
+
+YAML_ON_DEMAND = {
+    exposure["name"]: exposure["meta"]["on_demand_feature"]
+    for exposure in yaml.safe_load(
+        (MODELS_DIR / "features" / "on_demand_features.yml").read_text()
+    )["exposures"]
+}
+
+
+def test_on_demand_features_are_listed_described_and_found(registry: Registry) -> None:
+    assert {s.on_demand for s in registry.on_demand_summaries()} == set(YAML_ON_DEMAND)
+    outputs = {
+        f.feature for f in registry.feature_summaries() if f.feature.split(":")[0] in YAML_ON_DEMAND
+    }
+    assert outputs == {
+        f"{name}:{o['name']}" for name, spec in YAML_ON_DEMAND.items() for o in spec["outputs"]
+    }
+    details = registry.describe_on_demand("transaction_amount_anomaly")
+    assert details.summary.function == YAML_ON_DEMAND["transaction_amount_anomaly"]["function"]
+    assert details.summary.reads_tables == ("user_daily_transactions_7d",)
+    assert {(i.name, i.source) for i in details.inputs} == {
+        ("amount", "request"),
+        ("usd_rate", "request"),
+        ("mean_amount_7d", "user_daily_transactions_7d:transaction_amount_mean_7d"),
+    }
+    assert details.services == ("fraud_detection_v2",)
+    hits = registry.search("tenure")
+    assert ("on_demand", "customer_tenure") in {(h.kind, h.name) for h in hits}
+    assert ("feature", "customer_tenure:tenure_days") in {(h.kind, h.name) for h in hits}
+
+
+def test_on_demand_features_sit_downstream_of_their_stored_inputs(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    for name, spec in YAML_ON_DEMAND.items():
+        node = graph.get(dg.AssetKey(["on_demand", name]))
+        stored = {i["feature"].split(":")[0] for i in spec["inputs"] if "feature" in i}
+        assert node.parent_keys == {dg.AssetKey(t) for t in stored}, name
+        assert not node.is_materializable
+
+
+def test_the_cli_describes_an_on_demand_feature(
+    tmp_path, online_server, capsys, monkeypatch
+) -> None:
+    settings = make_settings(tmp_path, online_server.endpoint)
+    for name, value in {
+        "FEATURE_STORE_HOME": str(settings.home),
+        "FEATURE_STORE_DYNAMODB_ENDPOINT": online_server.endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["describe", "customer_tenure"]) == 0
+    shown = capsys.readouterr().out
+    assert "customer_tenure (on-demand)" in shown
+    assert "feature_assets.on_demand_features:customer_tenure" in shown
+    assert "request_date" in shown and "tenure_days" in shown
+    assert cli.main(["tables", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["on_demand"] for r in rows if "on_demand" in r} == set(YAML_ON_DEMAND)

@@ -8,6 +8,7 @@ from dagster_dbt import DbtCliResource
 from feature_assets.assets.dbt_project import feature_dbt_project
 from feature_assets.assets.feature_tables import build_feature_table_assets
 from feature_assets.assets.landing_gates import build_landing_gate, gate_check_keys, gated_sources
+from feature_assets.assets.on_demand import on_demand_spec
 from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
@@ -62,6 +63,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *(raw_source_spec(s, settings.landing_dir, partitions_def) for s in sources.values()),
             feature_tables,
             *syncs,
+            *(on_demand_spec(f) for f in contract.on_demand.values()),
         ],
         asset_checks=[*gates, *(build_publish_check(t, partitions_def) for t in tables.values())],
         jobs=[

@@ -8,6 +8,7 @@ from feature_assets.kernel.errors import (
     FeatureReferenceError,
     FeatureStoreError,
     LocalServerError,
+    OnDemandFunctionError,
     PartitionNotPublishedError,
     StoreUnavailableError,
 )
@@ -21,6 +22,8 @@ HINTS: dict[type[FeatureStoreError], str] = {
     PartitionNotPublishedError: "`feature-store backfill FIRST LAST` builds and publishes days",
     FeatureDefinitionError: "fix the feature table's YAML under dbt_project/models/",
     LocalServerError: "`feature-store online-store status` shows what runs",
+    OnDemandFunctionError: "fix the function named above (its module is listed in "
+    "dbt_project/models/features/on_demand_features.yml)",
 }
 
 

@@ -198,11 +198,18 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 def _registry(settings: Settings) -> Registry:
     store = FeatureStore.from_settings(settings)
-    return Registry(store.tables, store.services, store.offline)
+    return Registry(store.tables, store.services, store.offline, store.contract.on_demand)
 
 
 def cmd_tables(args: argparse.Namespace, settings: Settings) -> int:
-    render.print_rows(_registry(settings).table_summaries(), args.json)
+    registry = _registry(settings)
+    if args.json:  # one list: table rows, then on-demand rows (keyed "on_demand")
+        render.print_rows([*registry.table_summaries(), *registry.on_demand_summaries()], True)
+        return 0
+    render.print_rows(registry.table_summaries(), False)
+    if registry.on_demand:
+        print("\non-demand features (computed when read):")
+        render.print_rows(registry.on_demand_summaries(), False)
     return 0
 
 
@@ -212,7 +219,11 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_describe(args: argparse.Namespace, settings: Settings) -> int:
-    render.print_details(_registry(settings).describe(args.table), args.json)
+    registry = _registry(settings)
+    if args.table in registry.on_demand:
+        render.print_on_demand(registry.describe_on_demand(args.table), args.json)
+    else:
+        render.print_details(registry.describe(args.table), args.json)
     return 0
 
 
@@ -240,6 +251,7 @@ def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
         registry.tables,
         registry.services,
         OnlineStore.from_settings(settings).table_name,
+        registry.on_demand,
     )
     print(f"catalog of {len(registry.tables)} feature tables written to {target}")
     if args.no_serve:

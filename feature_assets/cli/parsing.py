@@ -168,26 +168,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     tables = command(
         "tables",
-        "list feature tables: owner, ttl, freshness, last published partition",
+        "list feature tables (owner, ttl, freshness, last published partition) and on-demand "
+        "features",
         "feature-store tables --json",
     )
     features = command(
         "features",
-        "list features with type, owner and description",
+        "list features (stored, then on-demand outputs) with type, owner and description",
         "feature-store features user_daily_transactions_7d",
     )
     features.add_argument(
-        "table", nargs="?", default=None, help="only this feature table (default: all)"
+        "table",
+        nargs="?",
+        default=None,
+        help="only this feature table or on-demand feature (default: all)",
     )
     describe = command(
         "describe",
-        "everything about one feature table: contract, features, services, partitions",
+        "everything about one feature table (contract, features, services, partitions) or "
+        "on-demand feature (function, inputs, outputs, services)",
         "feature-store describe user_daily_transactions_7d",
     )
-    describe.add_argument("table", help="a feature table (`feature-store tables` lists them)")
+    describe.add_argument(
+        "table", help="a feature table or on-demand feature (`feature-store tables` lists them)"
+    )
     search = command(
         "search",
-        "find tables, features and services by name, description or tag (exit status 1 when "
+        "find tables, on-demand features, features and services by name, description or tag "
+        "(exit status 1 when "
         "nothing matches)",
         "feature-store search merchants paid",
     )

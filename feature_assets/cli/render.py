@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from feature_assets.kernel.contract import format_duration
-from feature_assets.registry import Freshness, SearchHit, TableDetails
+from feature_assets.registry import Freshness, OnDemandDetails, SearchHit, TableDetails
 
 
 def plain(value: Any) -> Any:
@@ -108,6 +108,26 @@ def print_details(details: TableDetails, as_json: bool) -> None:
                 "checks": " ".join(f"{k} {v}" for k, v in f.checks.items()),
                 "description": f.description,
             }
+            for f in details.features
+        ],
+        False,
+    )
+
+
+def print_on_demand(details: OnDemandDetails, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(plain(details), indent=2, default=str))
+        return
+    summary = plain(details.summary)
+    print(f"{summary.pop('on_demand')} (on-demand): {details.description}\n")
+    for name, value in {**summary, "services": details.services}.items():
+        print(f"  {name.replace('_', ' ') + ':':22} {cell(value)}")
+    print("\ninputs:")
+    print_rows(details.inputs, False)
+    print("\noutputs:")
+    print_rows(
+        [
+            {"name": f.name, "type": f.type_name, "description": f.description}
             for f in details.features
         ],
         False,

@@ -157,10 +157,21 @@ class FeatureService:
     owner: str | None = None
     # Output columns are named table__feature; required when two tables share a feature name.
     full_feature_names: bool = False
+    # The online sync also writes one item per entity holding every stored feature of the
+    # service, so reading it is one round trip.
+    online_colocated: bool = False
+    # The on-demand features among the references (computed at read time, not stored).
+    on_demand_names: frozenset[str] = frozenset()
 
     @property
     def table_names(self) -> frozenset[str]:
-        return frozenset(reference.partition(":")[0] for reference in self.features)
+        """The stored feature tables the service reads directly."""
+        owners = {reference.partition(":")[0] for reference in self.features}
+        return frozenset(owners - self.on_demand_names)
+
+    @property
+    def stored_features(self) -> tuple[str, ...]:
+        return tuple(r for r in self.features if r.partition(":")[0] not in self.on_demand_names)
 
 
 def services_reading(services: Mapping[str, FeatureService], table_name: str) -> tuple[str, ...]:
@@ -169,16 +180,116 @@ def services_reading(services: Mapping[str, FeatureService], table_name: str) ->
 
 
 @dataclass(frozen=True)
+class OnDemandInput:
+    """One argument of an on-demand function: a stored feature (`table:feature`) or a
+    request-time field the caller passes (an entity-frame column, a key of an entity row)."""
+
+    name: str
+    logical_type: str
+    feature: str | None = None  # "table:feature"; None for a request field
+
+    @property
+    def is_request(self) -> bool:
+        return self.feature is None
+
+
+@dataclass(frozen=True)
+class OnDemandFeature:
+    """Features computed at read time by a plain Python function (a dbt exposure with
+    `meta.on_demand_feature`). The function takes one NumPy array per input, all of the
+    same length, and returns a mapping of each output name to an array of that length.
+    The same function runs over the training frame and over each online request."""
+
+    name: str
+    function: str  # "package.module:function"
+    inputs: tuple[OnDemandInput, ...]
+    outputs: tuple[FeatureColumn, ...]
+    description: str = ""
+    owner: str | None = None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(output.name for output in self.outputs)
+
+    @property
+    def stored_inputs(self) -> tuple[OnDemandInput, ...]:
+        return tuple(i for i in self.inputs if not i.is_request)
+
+    @property
+    def request_inputs(self) -> tuple[OnDemandInput, ...]:
+        return tuple(i for i in self.inputs if i.is_request)
+
+    @property
+    def table_names(self) -> frozenset[str]:
+        return frozenset(str(i.feature).partition(":")[0] for i in self.stored_inputs)
+
+    def feature(self, name: str) -> FeatureColumn:
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        raise FeatureReferenceError(
+            f"on-demand feature {self.name!r} has no output {name!r}; "
+            f"it has {list(self.feature_names)}"
+        )
+
+
+@dataclass(frozen=True)
 class FeatureRequest:
-    """The features asked of one table in one call, in the order asked."""
+    """The features asked of one table in one call, in the order asked, and the ones read
+    only as inputs of on-demand features (`hidden`: joined or read, then dropped)."""
 
     table: FeatureTable
     features: tuple[str, ...]
+    hidden: tuple[str, ...] = ()
 
     def output_names(self, full_feature_names: bool) -> tuple[str, ...]:
         if full_feature_names:
             return tuple(f"{self.table.name}__{feature}" for feature in self.features)
         return self.features
+
+    @property
+    def all_features(self) -> tuple[str, ...]:
+        return (*self.features, *self.hidden)
+
+    def all_output_names(self, full_feature_names: bool) -> tuple[str, ...]:
+        """Column names of every feature read: the asked ones, then the hidden inputs."""
+        hidden = tuple(hidden_input_column(self.table.name, f) for f in self.hidden)
+        return (*self.output_names(full_feature_names), *hidden)
+
+
+def hidden_input_column(table_name: str, feature: str) -> str:
+    """The column a stored input of an on-demand feature is read into when not asked for."""
+    return f"__input__{table_name}__{feature}"
+
+
+@dataclass(frozen=True)
+class OnDemandRequest:
+    """The outputs asked of one on-demand feature, in the order asked."""
+
+    feature: OnDemandFeature
+    outputs: tuple[str, ...]
+
+    def output_names(self, full_feature_names: bool) -> tuple[str, ...]:
+        if full_feature_names:
+            return tuple(f"{self.feature.name}__{output}" for output in self.outputs)
+        return self.outputs
+
+
+@dataclass(frozen=True)
+class ResolvedFeatures:
+    """What one call reads: stored features per table (with hidden inputs) and on-demand
+    outputs computed from them and from request fields."""
+
+    stored: tuple[FeatureRequest, ...]
+    on_demand: tuple[OnDemandRequest, ...] = ()
+
+    def input_column(self, item: OnDemandInput, full_feature_names: bool) -> str:
+        """Where a stored input's value is after the join or online read."""
+        table_name, _, feature = str(item.feature).partition(":")
+        for request in self.stored:
+            if request.table.name == table_name and feature in request.features:
+                return request.output_names(full_feature_names)[request.features.index(feature)]
+        return hidden_input_column(table_name, feature)
 
 
 @dataclass(frozen=True)
@@ -209,17 +320,21 @@ class RawSource:
 
 @dataclass(frozen=True)
 class Contract:
-    """Everything the dbt project defines, parsed once: tables, services and raw sources."""
+    """Everything the dbt project defines, parsed once: tables, services, raw sources and
+    on-demand features."""
 
     tables: Mapping[str, FeatureTable]
     services: Mapping[str, FeatureService]
     sources: Mapping[str, RawSource]
+    on_demand: Mapping[str, OnDemandFeature] = field(default_factory=dict)
 
 
 def resolve_features(
     contract: Contract, features: Sequence[str] | str, *, full_feature_names: bool = False
-) -> list[FeatureRequest]:
-    """`table:feature` references (or a feature service name) grouped per table, in order."""
+) -> ResolvedFeatures:
+    """`table:feature` and `on_demand:output` references (or a feature service name), grouped
+    per table and per on-demand feature in the order asked. Stored inputs of on-demand
+    features that were not asked for are read as hidden features of their table."""
     if isinstance(features, str):
         service = contract.services.get(features)
         if service is None:
@@ -232,32 +347,54 @@ def resolve_features(
             "features must be a non-empty list of 'table:feature' strings or a service name"
         )
     by_table: dict[str, list[str]] = {}
+    by_on_demand: dict[str, list[str]] = {}
     for reference in features:
         if not isinstance(reference, str):
             raise FeatureReferenceError(
                 f"feature reference {reference!r} is not a 'table:feature' string"
             )
-        table_name, sep, feature = reference.partition(":")
+        owner, sep, feature = reference.partition(":")
         if not sep or not feature:
             raise FeatureReferenceError(f"feature reference {reference!r} is not 'table:feature'")
-        table = contract.tables.get(table_name)
+        if owner in contract.on_demand:
+            contract.on_demand[owner].feature(feature)  # names its outputs when unknown
+            _append_once(by_on_demand.setdefault(owner, []), feature)
+            continue
+        table = contract.tables.get(owner)
         if table is None:
+            known = sorted({*contract.tables, *contract.on_demand})
             raise FeatureReferenceError(
-                f"unknown feature table {table_name!r} in {reference!r}; "
-                f"known: {sorted(contract.tables)}"
+                f"unknown feature table {owner!r} in {reference!r}; known: {known}"
             )
         table.feature(feature)  # names the table and its features when unknown
-        by_table.setdefault(table_name, [])
-        if feature not in by_table[table_name]:
-            by_table[table_name].append(feature)
-    requests = [FeatureRequest(contract.tables[t], tuple(fs)) for t, fs in by_table.items()]
-    names = [name for r in requests for name in r.output_names(full_feature_names)]
+        _append_once(by_table.setdefault(owner, []), feature)
+    hidden: dict[str, list[str]] = {}
+    for name in by_on_demand:
+        for item in contract.on_demand[name].stored_inputs:
+            table_name, _, feature = str(item.feature).partition(":")
+            if feature not in by_table.get(table_name, []):
+                _append_once(hidden.setdefault(table_name, []), feature)
+    stored = tuple(
+        FeatureRequest(contract.tables[t], tuple(by_table.get(t, ())), tuple(hidden.get(t, ())))
+        for t in dict.fromkeys([*by_table, *hidden])
+    )
+    on_demand = tuple(
+        OnDemandRequest(contract.on_demand[n], tuple(outputs))
+        for n, outputs in by_on_demand.items()
+    )
+    names = [name for r in stored for name in r.output_names(full_feature_names)]
+    names += [name for r in on_demand for name in r.output_names(full_feature_names)]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
         raise FeatureReferenceError(
             f"feature names {clashes} come from several tables; pass full_feature_names=True"
         )
-    return requests
+    return ResolvedFeatures(stored, on_demand)
+
+
+def _append_once(names: list[str], name: str) -> None:
+    if name not in names:
+        names.append(name)
 
 
 def uses_full_feature_names(

@@ -68,3 +68,8 @@ class StoreUnavailableError(FeatureStoreError):
 
 class LocalServerError(FeatureStoreError):
     """The embedded online store could not be started or stopped."""
+
+
+class OnDemandFunctionError(FeatureStoreError):
+    """An on-demand feature's function raised, or returned a missing output, a wrong length
+    or a value of the wrong type: the definition's code is wrong, not the request (500)."""

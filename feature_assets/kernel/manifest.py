@@ -25,6 +25,8 @@ from feature_assets.kernel.contract import (
     FeatureColumn,
     FeatureService,
     FeatureTable,
+    OnDemandFeature,
+    OnDemandInput,
     RawSource,
     parse_duration,
 )
@@ -35,10 +37,12 @@ from feature_assets.kernel.refresh_policy import check_refresh_policy
 
 def load_contract(manifest: Mapping[str, Any]) -> Contract:
     tables = load_feature_tables(manifest)
+    on_demand = load_on_demand_features(manifest, tables)
     return Contract(
         tables=tables,
-        services=load_feature_services(manifest, tables),
+        services=load_feature_services(manifest, tables, on_demand),
         sources=load_raw_sources(manifest),
+        on_demand=on_demand,
     )
 
 
@@ -241,33 +245,50 @@ def load_feature_tables(manifest: Mapping[str, Any]) -> dict[str, FeatureTable]:
     return tables
 
 
+def _exposure_meta(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+
+
+def _exposure_where(kind: str, node: Mapping[str, Any]) -> str:
+    path = node.get("original_file_path")
+    return f"{kind} {node['name']!r}" + (f" ({path})" if path else "")
+
+
 def load_feature_services(
-    manifest: Mapping[str, Any], tables: Mapping[str, FeatureTable]
+    manifest: Mapping[str, Any],
+    tables: Mapping[str, FeatureTable],
+    on_demand: Mapping[str, OnDemandFeature] | None = None,
 ) -> dict[str, FeatureService]:
-    """Every dbt exposure with `meta.feature_service`, its references checked against `tables`."""
+    """Every dbt exposure with `meta.feature_service`, its references checked against `tables`
+    and the on-demand features."""
+    on_demand = on_demand or {}
     services: dict[str, FeatureService] = {}
     for node in (manifest.get("exposures") or {}).values():
-        meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
-        spec = meta.get("feature_service")
+        spec = _exposure_meta(node).get("feature_service")
         if spec is None:
             continue
         name = node["name"]
-        path = node.get("original_file_path")
-        where = f"feature service {name!r}" + (f" ({path})" if path else "")
+        where = _exposure_where("feature service", node)
         references = tuple(spec.get("features") or ())
         if not references:
             raise FeatureDefinitionError(f"{where}, field 'features': lists no feature")
         for reference in references:
-            table_name, _, feature = str(reference).partition(":")
-            if table_name not in tables:
+            owner, _, feature = str(reference).partition(":")
+            if owner in on_demand:
+                if feature not in on_demand[owner].feature_names:
+                    raise FeatureDefinitionError(
+                        f"{where}, field 'features': on-demand feature {owner!r} has no output "
+                        f"{feature!r}"
+                    )
+                continue
+            if owner not in tables:
                 raise FeatureDefinitionError(
                     f"{where}, field 'features': {reference!r} names unknown feature table "
-                    f"{table_name!r}"
+                    f"{owner!r}"
                 )
-            if feature not in tables[table_name].feature_names:
+            if feature not in tables[owner].feature_names:
                 raise FeatureDefinitionError(
-                    f"{where}, field 'features': feature table {table_name!r} has no feature "
-                    f"{feature!r}"
+                    f"{where}, field 'features': feature table {owner!r} has no feature {feature!r}"
                 )
         full_names = spec.get("full_feature_names", False)
         if not isinstance(full_names, bool):
@@ -276,11 +297,147 @@ def load_feature_services(
             )
         if not full_names:
             _reject_name_collisions(where, references)
-        owner = (node.get("owner") or {}).get("email")
-        services[name] = FeatureService(
-            name, references, (node.get("description") or "").strip(), owner, full_names
+        colocated = spec.get("online_colocated", False)
+        if not isinstance(colocated, bool):
+            raise FeatureDefinitionError(
+                f"{where}, field 'online_colocated': must be true or false, not {colocated!r}"
+            )
+        owner_email = (node.get("owner") or {}).get("email")
+        service = FeatureService(
+            name,
+            references,
+            (node.get("description") or "").strip(),
+            owner_email,
+            full_names,
+            colocated,
+            frozenset(r.partition(":")[0] for r in references if r.partition(":")[0] in on_demand),
         )
+        if colocated:
+            _check_colocated(where, service, tables)
+        services[name] = service
     return services
+
+
+def _check_colocated(
+    where: str, service: FeatureService, tables: Mapping[str, FeatureTable]
+) -> None:
+    """One item per entity holds every stored feature: the tables must be online and share
+    their keys (names and types)."""
+    stored = [tables[name] for name in sorted(service.table_names) if name in tables]
+    offline_only = [t.name for t in stored if not t.online]
+    if offline_only:
+        raise FeatureDefinitionError(
+            f"{where}, field 'online_colocated': feature tables {offline_only} are offline only"
+        )
+    layouts = {(t.keys, tuple(t.key_types[k] for k in t.keys)) for t in stored}
+    if len(layouts) > 1:
+        raise FeatureDefinitionError(
+            f"{where}, field 'online_colocated': its tables have different keys "
+            f"({', '.join(f'{t.name}: {list(t.keys)}' for t in stored)}); one item per entity "
+            "needs the same keys"
+        )
+
+
+ON_DEMAND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def load_on_demand_features(
+    manifest: Mapping[str, Any], tables: Mapping[str, FeatureTable]
+) -> dict[str, OnDemandFeature]:
+    """Every dbt exposure with `meta.on_demand_feature`: its function path, typed inputs
+    (stored features or request fields) and typed outputs. (Whether the function imports is
+    checked where the code runs: `resources.on_demand.check_functions`.)"""
+    found: dict[str, OnDemandFeature] = {}
+    for node in (manifest.get("exposures") or {}).values():
+        spec = _exposure_meta(node).get("on_demand_feature")
+        if spec is None:
+            continue
+        where = _exposure_where("on-demand feature", node)
+
+        def error(field_name: str, message: str, where: str = where) -> FeatureDefinitionError:
+            return FeatureDefinitionError(f"{where}, field {field_name!r}: {message}")
+
+        name = node["name"]
+        if name in tables or not ON_DEMAND_NAME.match(name):
+            raise error("name", "must be lower_snake_case and differ from every feature table")
+        function = spec.get("function")
+        if not isinstance(function, str) or not FUNCTION_PATH.match(function):
+            raise error("function", f"must be 'package.module:function', not {function!r}")
+        inputs = tuple(
+            _on_demand_input(item, tables, error) for item in _named_list(spec, "inputs", error)
+        )
+        outputs = tuple(
+            _on_demand_output(item, error) for item in _named_list(spec, "outputs", error)
+        )
+        if not outputs:
+            raise error("outputs", "lists no output")
+        found[name] = OnDemandFeature(
+            name=name,
+            function=function,
+            inputs=inputs,
+            outputs=outputs,
+            description=(node.get("description") or "").strip(),
+            owner=(node.get("owner") or {}).get("email"),
+        )
+    return found
+
+
+def _named_list(spec: Mapping[str, Any], field_name: str, error: Any) -> list[Mapping[str, Any]]:
+    items = spec.get(field_name) or []
+    if not isinstance(items, list) or not all(
+        isinstance(i, Mapping) and isinstance(i.get("name"), str) for i in items
+    ):
+        raise error(field_name, "must be a list of mappings, each with a 'name'")
+    names = [item["name"] for item in items]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise error(field_name, f"{repeated} listed more than once")
+    for item_name in names:
+        if not item_name.isidentifier():
+            raise error(f"{field_name}.{item_name}", "must be a Python identifier")
+    return items
+
+
+def _on_demand_input(
+    item: Mapping[str, Any], tables: Mapping[str, FeatureTable], error: Any
+) -> OnDemandInput:
+    name, where = item["name"], f"inputs.{item['name']}"
+    if ("feature" in item) == ("request" in item):
+        raise error(where, "give either 'feature: table:feature' or 'request: <data_type>'")
+    if "request" in item:
+        base = str(item["request"]).lower().split("(")[0].strip()
+        if base not in LOGICAL_TYPES:
+            raise error(
+                f"{where}.request",
+                f"unsupported data_type {item['request']!r}; use one of {sorted(LOGICAL_TYPES)}",
+            )
+        return OnDemandInput(name, LOGICAL_TYPES[base])
+    reference = str(item["feature"])
+    table_name, _, feature = reference.partition(":")
+    if table_name not in tables:
+        raise error(f"{where}.feature", f"{reference!r} names unknown feature table {table_name!r}")
+    if feature not in tables[table_name].feature_names:
+        raise error(f"{where}.feature", f"feature table {table_name!r} has no feature {feature!r}")
+    return OnDemandInput(name, tables[table_name].feature(feature).logical_type, reference)
+
+
+def _on_demand_output(item: Mapping[str, Any], error: Any) -> FeatureColumn:
+    name = item["name"]
+    data_type = item.get("data_type")
+    base = str(data_type or "").lower().split("(")[0].strip()
+    if base not in LOGICAL_TYPES or LOGICAL_TYPES[base] in ("timestamp", "date"):
+        allowed = sorted(k for k, v in LOGICAL_TYPES.items() if v not in ("timestamp", "date"))
+        raise error(
+            f"outputs.{name}.data_type",
+            f"unsupported data_type {data_type!r}; use one of {allowed}",
+        )
+    return FeatureColumn(
+        name=name,
+        logical_type=LOGICAL_TYPES[base],
+        description=str(item.get("description") or "").strip(),
+        data_type=str(data_type),
+    )
 
 
 def _reject_name_collisions(where: str, references: tuple[str, ...]) -> None:

@@ -19,6 +19,7 @@ PIPELINE_JOB = "feature_pipeline"
 LANDING_SENSOR = "raw_landing_sensor"
 ONLINE_SYNC_SENSOR = "online_sync_sensor"
 RAW_GROUP = "raw_sources"
+ON_DEMAND_GROUP = "on_demand"
 
 # Tag on every feature table asset (and on its online table), to filter the asset graph by.
 FEATURE_TABLE_TAG = "feature_table"
@@ -46,6 +47,10 @@ def table_asset_path(table_name: str) -> tuple[str, ...]:
 def online_asset_path(table_name: str) -> tuple[str, ...]:
     """The online table's asset: its own last part, since Dagster labels a node by it."""
     return ("online", f"{table_name}_online")
+
+
+def on_demand_asset_path(name: str) -> tuple[str, ...]:
+    return ("on_demand", name)
 
 
 def online_sync_step(table_name: str) -> str:
