@@ -2,6 +2,10 @@
 
     POST /get-online-features   {"features": ["table:feature", ...] | "feature_service": "name",
                                  "entities": [{"user_id": 42}, ...], "full_feature_names": false}
+    POST /push                  {"table": "name", "rows": [{"user_id": 42, "event_timestamp":
+                                 "2026-01-02T10:00:00Z", "<feature>": 1.5, ...}]}: fresh values
+                                 online (newer-wins) and in the push log; 400 names the row
+                                 and column of a bad row, and then nothing is written
     GET  /health                200 {"status": "ok"} or 503 when the online store does not answer
 
 Every request but /health needs `Authorization: Bearer <token>`; the server refuses to start
@@ -42,7 +46,8 @@ access_log = logging.getLogger(f"{__name__}.access")
 
 ONLINE_FEATURES = "/get-online-features"
 HEALTH = "/health"
-ALLOWED = {ONLINE_FEATURES: "POST", HEALTH: "GET"}
+PUSH = "/push"
+ALLOWED = {ONLINE_FEATURES: "POST", HEALTH: "GET", PUSH: "POST"}
 
 
 class RequestError(CallerError):
@@ -190,6 +195,8 @@ def make_server(
             if self.path == HEALTH:
                 return self._health(deadline)
             self._authorize()
+            if self.path == PUSH:
+                return HTTPStatus.OK, self._push(self._body(), deadline)
             return HTTPStatus.OK, self._online_features(self._body(), deadline)
 
         def _health(self, deadline: float) -> tuple[int, dict[str, Any]]:
@@ -266,6 +273,23 @@ def make_server(
                 ),
             )
             return {"results": result.rows, "statuses": result.statuses}
+
+        def _push(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
+            table, rows = body.get("table"), body.get("rows")
+            if not isinstance(table, str):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "'table' must be a feature table name")
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "'rows' must be a list of objects")
+            if len(rows) > max_entities:
+                raise RequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"{len(rows)} rows; at most {max_entities}"
+                )
+            result = _within(deadline, lambda: store.push(table, rows))
+            return {
+                "rows": result.rows,
+                "written": result.written,
+                "kept_newer": result.kept_newer,
+            }
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload, default=str).encode()

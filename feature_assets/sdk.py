@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from feature_assets.kernel.contract import (
     FeatureTable,
     OnDemandFeature,
     ResolvedFeatures,
+    colocations,
     resolve_features,
     uses_full_feature_names,
 )
@@ -26,6 +27,7 @@ from feature_assets.kernel.errors import (
     FeatureReferenceError,
     TrainingSetDriftError,
 )
+from resources.colocated import ColocatedItems
 from resources.dbt_manifest import load_project_contract
 from resources.entity_source import parses_as_sql
 from resources.offline_store import OfflineStore
@@ -54,6 +56,13 @@ class OnlineFeatures:
 
     def to_df(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    rows: int  # rows pushed (all logged offline)
+    written: int  # items written online
+    kept_newer: int  # rows not written online: the stored item was newer
 
 
 class FeatureStore:
@@ -127,9 +136,12 @@ class FeatureStore:
             )
         # Request fields are checked before the store is asked anything.
         request_fields = [_request_columns(r.feature, entity_rows) for r in resolved.on_demand]
-        per_table = self.online.read_tables(
-            [(r.table, r.all_features) for r in resolved.stored], entity_rows, now=now
-        )
+        reads = [(r.table, r.all_features) for r in resolved.stored]
+        service = self.services.get(features) if isinstance(features, str) else None
+        if service is not None and service.online_colocated and reads:
+            per_table = self.colocated(service.name).read(reads, entity_rows, now=now)
+        else:
+            per_table = self.online.read_tables(reads, entity_rows, now=now)
         rows = [dict(entity) for entity in entity_rows]
         statuses: list[dict[str, str]] = [{} for _ in entity_rows]
         stored_values: dict[str, list[Any]] = {}  # column -> value per entity row
@@ -161,6 +173,46 @@ class FeatureStore:
                 for row, value in zip(rows, values[output].to_pylist(), strict=True):
                     row[name] = value
         return OnlineFeatures(rows, statuses)
+
+    def push(
+        self,
+        table_name: str,
+        rows: pd.DataFrame | Sequence[Mapping[str, Any]],
+        *,
+        now: datetime | None = None,
+    ) -> PushResult:
+        """Write fresh values of an online table straight to the online store and to the push
+        log, so training sets see them point-in-time correctly.
+
+        Each row holds the keys, the event time and the features (the created time defaults
+        to now). Rows are checked by the table's schema first; on any problem nothing is
+        written. Online, a row replaces an item only if it is newer (event time, then
+        created time): a late push never overwrites newer data."""
+        from feature_assets.validation.push import pushed_rows
+
+        table = self.contract.tables.get(table_name)
+        if table is None:
+            raise FeatureReferenceError(
+                f"unknown feature table {table_name!r}; known: {sorted(self.tables)}"
+            )
+        if not table.online:
+            raise FeatureReferenceError(
+                f"feature table {table_name!r} is offline only (online: false); push needs an "
+                "online table"
+            )
+        checked = pushed_rows(table, rows, now or datetime.now(UTC))
+        # The log first: a sync that races this push finds it there and re-applies it.
+        self.offline.push_log.append(table, checked)
+        written, kept = self.online.put_if_newer(table, checked)
+        for service, features in colocations(self.contract, table.name).items():
+            self.colocated(service).write(table, features, checked, newer_only=True)
+        return PushResult(rows=checked.num_rows, written=written, kept_newer=kept)
+
+    def colocated(self, service_name: str) -> ColocatedItems:
+        """The one-item-per-entity online table of a co-located service."""
+        service = self.services[service_name]
+        key_table = self.tables[sorted(service.table_names)[0]]
+        return ColocatedItems(self.online, service_name, key_table)
 
     def get_historical_features(
         self,

@@ -40,6 +40,7 @@ from resources.entity_source import (
     register_entity_rows,
 )
 from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
+from resources.push_log import PUSH_FOLDER, PushLog
 from resources.settings import Settings
 from resources.sql import DUCKDB_TYPES, file_list, ident, literal
 from resources.training_set import OnDemandStep, TrainingSet
@@ -66,6 +67,7 @@ class OfflineStore:
         self.root = str(root)
         self.staging_root = str(staging_root)
         self.memory_limit = memory_limit
+        self.push_log = PushLog(root)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineStore:
@@ -216,7 +218,8 @@ class OfflineStore:
             )
         else:
             rank_columns = [*table.keys, *_rank_columns(table)]
-            everything = file_list(self.published_files(table))
+            # Pushed rows compete too: a published row that a newer push beats is not served.
+            everything = _read(self.published_files(table) + self.push_log.files(table))
             match = " AND ".join(
                 f"w.{ident(c)} IS NOT DISTINCT FROM x.{ident(c)}" for c in rank_columns
             )
@@ -224,7 +227,7 @@ class OfflineStore:
                 WITH window_rows AS (SELECT * FROM read_parquet({window})),
                 winners AS (
                     SELECT {", ".join(ident(c) for c in rank_columns)}
-                    FROM read_parquet({everything})
+                    FROM {everything}
                     QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1
                 )
                 SELECT w.* FROM window_rows AS w SEMI JOIN winners AS x ON {match}
@@ -232,11 +235,18 @@ class OfflineStore:
         return duckdb.connect().sql(query).to_arrow_table()
 
     def latest_rows(self, table: FeatureTable) -> pa.Table:
-        """Each entity's winning row across every published partition (for a full resync)."""
-        days = self.published_days(table)
-        if not days:
+        """Each entity's winning row across every published partition and push (for a full
+        resync)."""
+        files = self.published_files(table) + self.push_log.files(table)
+        if not files:
             return pa.table({})
-        return self.rows_to_serve(table, days, force=True)
+        keys = ", ".join(ident(key) for key in table.keys)
+        order = ", ".join(winner_order(table))
+        query = (
+            f"SELECT * FROM {_read(files)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+        )
+        return duckdb.connect().sql(query).to_arrow_table()
 
     def get_historical_features(
         self,
@@ -285,10 +295,12 @@ class OfflineStore:
         for request in requests:
             table = request.table
             files = self.files_for_window(table, first, last)
-            sources[table.name] = self._relation(table, files)
+            pushed = self.pushed_files_for_window(table, first, last)
+            sources[table.name] = self._relation(table, files + pushed)
             if created_timestamp_cutoff and table.created_timestamp:
                 plans[table.name] = JoinPlan.RANGE_CUTOFF
-            elif _boundary_ties_possible(con, table, files):
+            elif pushed or _boundary_ties_possible(con, table, files):
+                # A pushed row may share keys and event time with any other row.
                 plans[table.name] = JoinPlan.ASOF_SETTLE_TIES
             else:
                 plans[table.name] = JoinPlan.ASOF
@@ -368,20 +380,19 @@ class OfflineStore:
         guarantees it), so older partitions than first - ttl - 1 day and newer ones than
         last cannot match.
         """
-        if first is None:
-            return []
-        days = [day for day in self.published_days(table) if day <= last.date()]
-        if table.ttl is not None:
-            try:
-                earliest = (first - table.ttl - timedelta(days=1)).date()
-            except OverflowError:  # entity times near year 1: every older day can match
-                earliest = date.min
-            days = [day for day in days if day >= earliest]
+        days = _days_in_window(table, self.published_days(table), first, last)
         return [self.partition_path(table, day) for day in days]
+
+    def pushed_files_for_window(
+        self, table: FeatureTable, first: datetime | None, last: datetime | None
+    ) -> list[Path]:
+        """Push files that can hold a candidate (the same day rule as published files)."""
+        days = _days_in_window(table, self.push_log.days(table), first, last)
+        return self.push_log.files(table, days) if days else []
 
     def _relation(self, table: FeatureTable, files: list[Path]) -> str:
         if files:
-            return f"read_parquet({file_list(files)})"
+            return _read(files)
         # No published partition in the window: an empty relation of the right shape joins to NULLs.
         types = {**table.key_types, table.timestamp: "timestamp", table.partition_column: "date"}
         if table.created_timestamp:
@@ -389,6 +400,28 @@ class OfflineStore:
         types.update({f.name: f.logical_type for f in table.features})
         typed = [f"CAST(NULL AS {DUCKDB_TYPES[t]}) AS {ident(c)}" for c, t in types.items()]
         return f"(SELECT {', '.join(typed)} WHERE false)"
+
+
+def _days_in_window(
+    table: FeatureTable, days: list[date], first: datetime | None, last: datetime | None
+) -> list[date]:
+    if first is None or last is None:
+        return []
+    days = [day for day in days if day <= last.date()]
+    if table.ttl is not None:
+        try:
+            earliest = (first - table.ttl - timedelta(days=1)).date()
+        except OverflowError:  # entity times near year 1: every older day can match
+            earliest = date.min
+        days = [day for day in days if day >= earliest]
+    return days
+
+
+def _read(files: list[Path]) -> str:
+    """One relation over Parquet files; pushed files may order their columns differently."""
+    pushed = any(PUSH_FOLDER in path.parts for path in files)
+    by_name = ", union_by_name = true" if pushed else ""
+    return f"read_parquet({file_list(files)}{by_name})"
 
 
 def _boundary_ties_possible(

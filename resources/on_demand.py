@@ -28,15 +28,8 @@ from feature_assets.kernel.errors import (
     FeatureDefinitionError,
     OnDemandFunctionError,
 )
+from resources.sql import ARROW_TYPES
 
-ARROW_TYPES = {
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "str": pa.string(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us"),
-    "date": pa.date32(),
-}
 _functions: dict[str, Callable[..., Any]] = {}
 
 
@@ -250,8 +243,7 @@ def stored_column(values: Sequence[Any], logical_type: str) -> pa.Array:
     typed as the offline column is, so both paths hand the function the same array."""
     if logical_type == "timestamp":
         values = [
-            datetime.fromisoformat(v.removesuffix("Z")) if isinstance(v, str) else v
-            for v in values
+            datetime.fromisoformat(v.removesuffix("Z")) if isinstance(v, str) else v for v in values
         ]
     elif logical_type == "date":
         values = [date.fromisoformat(v) if isinstance(v, str) else v for v in values]

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from feature_assets.kernel.contract import (
+    CREATED_TIMESTAMP_ATTRIBUTE,
     EVENT_TIMESTAMP_ATTRIBUTE,
     EXPIRY_ATTRIBUTE,
     FeatureTable,
@@ -249,6 +250,49 @@ class OnlineStore:
                 )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def put_if_newer(self, table: FeatureTable, rows: pa.Table) -> tuple[int, int]:
+        """Write rows only over older values: each a PutItem conditional on the stored item's
+        event time (then created time) being older or equal, so a late row never replaces a
+        newer one, whoever writes it and in whatever order. Returns (written, kept newer).
+
+        Pushes write this way; so does the sync when it re-applies pushes that raced it."""
+        name = self.table_name(table)
+        condition = "attribute_not_exists(#e) OR #e < :e"
+        if table.created_timestamp:
+            condition += " OR (#e = :e AND (attribute_not_exists(#c) OR #c <= :c))"
+        else:
+            condition += " OR #e = :e"
+        names = {"#e": EVENT_TIMESTAMP_ATTRIBUTE}
+        if table.created_timestamp:
+            names["#c"] = CREATED_TIMESTAMP_ATTRIBUTE
+
+        def put(item: dict[str, Any]) -> bool:
+            values = {":e": item[EVENT_TIMESTAMP_ATTRIBUTE]}
+            if table.created_timestamp:
+                values[":c"] = item.get(CREATED_TIMESTAMP_ATTRIBUTE, {"S": ""})
+            try:
+                self.client.put_item(
+                    TableName=name,
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        items = [item for batch in _item_batches(table, rows) for item in batch]
+        with (
+            unavailable_as_error(f"online table {name!r}"),
+            ThreadPoolExecutor(max_workers=self.write_concurrency) as pool,
+        ):
+            self.ensure_table(table)
+            written = sum(pool.map(put, items))
+        return written, len(items) - written
 
     # --- reads ---------------------------------------------------------------------------
 

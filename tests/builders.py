@@ -31,8 +31,8 @@ from feature_assets.kernel.names import PIPELINE_JOB
 from feature_assets.sdk import FeatureStore
 from feature_assets.validation.partition import check_time_types
 from resources.offline_store import OfflineStore
-from resources.on_demand import ARROW_TYPES
 from resources.settings import PROJECT_ROOT, Settings
+from resources.sql import ARROW_TYPES
 
 MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
 # The factor a budget allows over the measured or expected duration of the work: generous,

@@ -12,6 +12,7 @@ from feature_assets.assets.on_demand import on_demand_spec
 from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
+from feature_assets.kernel.contract import colocations
 from feature_assets.kernel.names import PIPELINE_JOB, refresh_job, table_asset_path
 from resources.dbt_child import run_dbt_executable
 from resources.dbt_manifest import load_project_contract
@@ -39,7 +40,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
     online_store = OnlineStore.from_settings(settings)
     syncs = [
-        build_online_sync_asset(t, partitions_def, online_store.table_name(t))
+        build_online_sync_asset(
+            t, partitions_def, online_store.table_name(t), colocations(contract, t.name)
+        )
         for t in tables.values()
         if t.online
     ]

@@ -1,5 +1,7 @@
 """The online-sync asset of each online feature table: published rows -> DynamoDB, newer-wins."""
 
+import time
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
@@ -18,6 +20,7 @@ from feature_assets.kernel.names import (
     online_sync_pool,
     table_asset_path,
 )
+from resources.colocated import ColocatedItems
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 
@@ -42,8 +45,14 @@ def items_per_day(rows: pa.Table, partition_column: str) -> dict[date, int]:
 
 
 def build_online_sync_asset(
-    table: FeatureTable, partitions_def: dg.DailyPartitionsDefinition, online_table: str
+    table: FeatureTable,
+    partitions_def: dg.DailyPartitionsDefinition,
+    online_table: str,
+    colocated: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dg.AssetsDefinition:
+    """`colocated`: the co-located services holding part of the table, and which features."""
+    colocated = dict(colocated or {})
+
     @dg.asset(
         key=online_asset_key(table),
         deps=[dg.AssetKey(table_asset_path(table.name))],
@@ -74,9 +83,21 @@ def build_online_sync_asset(
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         days = days_in(window.start, window.end)
+        started = time.time_ns()
         rows = offline_store.rows_to_serve(table, days, force=config.force)
         try:
             written = online_store.write_rows(table, rows)
+            # A push that landed while this sync wrote may have been overwritten by an older
+            # value: pushes are conditional, these writes are not, so re-apply the pushes.
+            raced = offline_store.push_log.raced(table, started)
+            if raced is not None:
+                online_store.put_if_newer(table, raced)
+            service_items = {
+                service: ColocatedItems(online_store, service, table).write(
+                    table, features, rows, newer_only=not config.force
+                )[0]
+                for service, features in colocated.items()
+            }
         except StoreUnavailableError as error:
             # Down or throttling beyond botocore's own retries: wait and rerun the step (writes
             # are idempotent). Validation failures never get here: they stop the run at the
@@ -95,6 +116,7 @@ def build_online_sync_asset(
             metadata={
                 "items_written_by_run": written,
                 "online_table": online_store.table_name(table),
+                **{f"service_items_written/{s}": n for s, n in service_items.items()},
             }
         )
 

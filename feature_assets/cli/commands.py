@@ -7,11 +7,13 @@ fast.
 import argparse
 import os
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from feature_assets.cli import render, terminal
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
+from feature_assets.kernel.contract import colocations
 from feature_assets.kernel.errors import CallerError
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
@@ -142,9 +144,17 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     store.online.ping()  # an unreachable store fails here, before any progress is drawn
     for table in store.tables.values():
         if table.online:
+            started = time.time_ns()
             rows = store.offline.latest_rows(table)
             with terminal.progress_bar(rows.num_rows, table.name, "item") as bar:
                 written = store.online.write_rows(table, rows, on_written=bar.update)
+            for service, features in colocations(store.contract, table.name).items():
+                store.colocated(service).write(table, features, rows, newer_only=False)
+            raced = store.offline.push_log.raced(table, started)
+            if raced is not None:  # pushes that landed meanwhile win again where newer
+                store.online.put_if_newer(table, raced)
+                for service, features in colocations(store.contract, table.name).items():
+                    store.colocated(service).write(table, features, raced, newer_only=True)
             print(f"{table.name}: {written} items written to {store.online.table_name(table)}")
     return 0
 

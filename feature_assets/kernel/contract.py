@@ -403,3 +403,19 @@ def uses_full_feature_names(
     """A feature service that serves clashing names always uses table__feature names."""
     service = contract.services.get(features) if isinstance(features, str) else None
     return requested or bool(service and service.full_feature_names)
+
+
+def colocated_features(contract: Contract, service_name: str) -> dict[str, tuple[str, ...]]:
+    """What a co-located service's item holds, per table: every stored feature the service
+    reads, inputs of its on-demand features included."""
+    resolved = resolve_features(contract, service_name)
+    return {request.table.name: request.all_features for request in resolved.stored}
+
+
+def colocations(contract: Contract, table_name: str) -> dict[str, tuple[str, ...]]:
+    """The co-located services holding part of a table, and which of its features each holds."""
+    return {
+        name: colocated_features(contract, name)[table_name]
+        for name, service in sorted(contract.services.items())
+        if service.online_colocated and table_name in colocated_features(contract, name)
+    }

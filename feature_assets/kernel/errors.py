@@ -73,3 +73,7 @@ class LocalServerError(FeatureStoreError):
 class OnDemandFunctionError(FeatureStoreError):
     """An on-demand feature's function raised, or returned a missing output, a wrong length
     or a value of the wrong type: the definition's code is wrong, not the request (500)."""
+
+
+class PushValidationError(CallerError):
+    """Pushed rows broke their feature table's schema; nothing was written (400)."""

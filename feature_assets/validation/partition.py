@@ -10,7 +10,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from feature_assets.kernel.contract import FeatureTable
-from feature_assets.kernel.errors import PartitionValidationError
+from feature_assets.kernel.errors import PartitionValidationError, PushValidationError
 from feature_assets.validation.checks import CHECKS
 from resources.offline_store import OfflineStore
 
@@ -170,3 +170,38 @@ def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> 
         examples = ", ".join(repr(v) for v in cases["failure_case"].head(3).tolist())
         lines.append(f"  {label}: {check} failed for {len(cases)} value(s), e.g. {examples}")
     return "\n".join(lines)
+
+
+PUSH_SCHEMA_MESSAGES = {
+    "column_in_schema": "is not a column of the table",
+    "column_in_dataframe": "missing (a push carries the keys, the event time and every feature)",
+}
+
+
+def validate_pushed(table: FeatureTable, frame: pd.DataFrame) -> pd.DataFrame:
+    """Pushed rows checked by the table's own schema (the partition column derived from each
+    row's event time); PushValidationError names the row and column of each failure."""
+    days = sorted(set(frame[table.partition_column])) if len(frame) else []
+    try:
+        return partition_schema(table, days).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    lines = [f"push to feature table {table.name!r}: nothing written"]
+    for case in failures.head(10).itertuples(index=False):
+        if case.check in PUSH_SCHEMA_MESSAGES:
+            lines.append(f"  column {case.failure_case!r}: {PUSH_SCHEMA_MESSAGES[case.check]}")
+            continue
+        row = "" if pd.isna(case.index) else f"row {int(case.index)}, "
+        column = "" if pd.isna(case.column) else f"column {case.column!r}: "
+        check = (
+            "duplicate keys and event time"
+            if case.check == "multiple_fields_uniqueness"
+            else case.check
+        )
+        value = (
+            case.failure_case.item() if hasattr(case.failure_case, "item") else case.failure_case
+        )
+        lines.append(f"  {row}{column}{check} failed (value {value!r})")
+    if len(failures) > 10:
+        lines.append(f"  ... {len(failures) - 10} more")
+    raise PushValidationError("\n".join(lines))

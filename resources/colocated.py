@@ -1,0 +1,243 @@
+"""Co-located feature services: one DynamoDB item per entity holding every stored feature of
+the service, so reading it is one GetItem / BatchGetItem round trip.
+
+Each table's part of the item is its own: `<table>__<feature>` attributes plus
+`<table>__event_timestamp`, `<table>__created_timestamp` and `<table>__expires_at`, so the
+TTL holds per table (reads apply it, as for a table's own items) and one table's writer
+never touches another's attributes. Writes are UpdateItems conditional on that table's
+event time (then created time) being older or equal: the same newer-wins rule as the
+table's own items, whoever writes (the sync, a push) and in whatever order. A forced sync
+(a correction) writes unconditionally.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import pyarrow as pa
+from botocore.exceptions import ClientError
+
+from feature_assets.kernel.contract import (
+    CREATED_TIMESTAMP_ATTRIBUTE,
+    EVENT_TIMESTAMP_ATTRIBUTE,
+    EXPIRY_ATTRIBUTE,
+    FeatureTable,
+)
+from feature_assets.kernel.errors import StoreUnavailableError
+from resources.online_items import (
+    OnlineStatus,
+    from_attribute,
+    key_attributes,
+    key_names,
+    key_schema,
+    status_at,
+    to_item,
+    typed_key,
+)
+from resources.online_store import (
+    BATCH_GET_LIMIT,
+    OnlineRead,
+    OnlineStore,
+    unavailable_as_error,
+)
+
+TIMES = (EVENT_TIMESTAMP_ATTRIBUTE, CREATED_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE)
+
+
+def part(table: FeatureTable, attribute: str) -> str:
+    """The attribute of the co-located item that holds one table's attribute."""
+    return f"{table.name}__{attribute}"
+
+
+class ColocatedItems:
+    """The co-located items of one service, through the online store's client."""
+
+    def __init__(self, online: OnlineStore, service_name: str, key_table: FeatureTable) -> None:
+        """`key_table`: any table of the service (they share their keys)."""
+        self.online = online
+        self.service_name = service_name
+        self.key_table = key_table
+        self.name = f"{online.table_prefix}service_{service_name}"
+
+    def ensure_table(self) -> None:
+        client = self.online.client
+        try:
+            client.describe_table(TableName=self.name)
+            return
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        schema, definitions = key_schema(self.key_table)
+        try:
+            client.create_table(
+                TableName=self.name,
+                KeySchema=schema,
+                AttributeDefinitions=definitions,
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(TableName=self.name)
+
+    def delete_table(self) -> None:
+        try:
+            self.online.client.delete_table(TableName=self.name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+
+    # --- writes --------------------------------------------------------------------------
+
+    def write(
+        self, table: FeatureTable, features: Sequence[str], rows: pa.Table, *, newer_only: bool
+    ) -> tuple[int, int]:
+        """Set one table's part of each entity's item from its rows; returns (written, kept
+        newer). `newer_only` makes each update conditional on the part being older."""
+        names = {"#e": part(table, EVENT_TIMESTAMP_ATTRIBUTE)}
+        condition = "attribute_not_exists(#e) OR #e < :e"
+        if table.created_timestamp:
+            names["#c"] = part(table, CREATED_TIMESTAMP_ATTRIBUTE)
+            condition += " OR (#e = :e AND (attribute_not_exists(#c) OR #c <= :c))"
+        else:
+            condition += " OR #e = :e"
+
+        def update(row: Mapping[str, Any]) -> bool:
+            item = to_item(table, row)
+            key = key_attributes(table, tuple(row[k] for k in table.keys))
+            attributes = [*features, *(t for t in TIMES if t in item)]
+            sets = {f"#v{i}": part(table, a) for i, a in enumerate(attributes)}
+            values = {f":v{i}": item[a] for i, a in enumerate(attributes)}
+            request: dict[str, Any] = {
+                "TableName": self.name,
+                "Key": key,
+                "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in sets),
+                "ExpressionAttributeNames": sets,
+                "ExpressionAttributeValues": values,
+            }
+            if newer_only:
+                request["ExpressionAttributeNames"] = {**sets, **names}
+                request["ExpressionAttributeValues"] = {
+                    **values,
+                    ":e": item[EVENT_TIMESTAMP_ATTRIBUTE],
+                    **(
+                        {":c": item.get(CREATED_TIMESTAMP_ATTRIBUTE, {"S": ""})}
+                        if table.created_timestamp
+                        else {}
+                    ),
+                }
+                request["ConditionExpression"] = condition
+            try:
+                self.online.client.update_item(**request)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        with (
+            unavailable_as_error(f"online table {self.name!r}"),
+            ThreadPoolExecutor(max_workers=self.online.write_concurrency) as pool,
+        ):
+            self.ensure_table()
+            done = list(pool.map(update, rows.to_pylist()))
+        return sum(done), len(done) - sum(done)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def read(
+        self,
+        requests: Sequence[tuple[FeatureTable, Sequence[str]]],
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        now: datetime | None = None,
+    ) -> list[list[OnlineRead]]:
+        """The same answer as `OnlineStore.read_tables` for the service's tables, from one
+        item per entity: per table, one read per entity row, TTL applied per table."""
+        now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+        keys = [typed_key(self.key_table, entity) for entity in entity_rows]
+        attributes = list(
+            dict.fromkeys(
+                [
+                    *key_names(self.key_table),
+                    *(part(t, a) for t, fs in requests for a in (*fs, EVENT_TIMESTAMP_ATTRIBUTE)),
+                ]
+            )
+        )
+        names = {f"#a{i}": a for i, a in enumerate(attributes)}
+        unique = list(dict.fromkeys(keys))
+        found: dict[tuple, dict[str, Any]] = {}
+        with unavailable_as_error(f"online table {self.name!r}"):
+            for start in range(0, len(unique), BATCH_GET_LIMIT):
+                batch = list(islice(unique, start, start + BATCH_GET_LIMIT))
+                found.update(self._batch_get(batch, names))
+        results = []
+        for table, features in requests:
+            types = {f: table.feature(f).logical_type for f in features}
+            per_table = []
+            for key in keys:
+                item = found.get(key)
+                own = _part_of(table, features, item)
+                status = status_at(table, own, now)
+                values = (
+                    {f: from_attribute(own.get(f, {"NULL": True}), types[f]) for f in features}
+                    if own is not None and status is OnlineStatus.PRESENT
+                    else dict.fromkeys(features)
+                )
+                per_table.append(OnlineRead(status, values))
+            results.append(per_table)
+        return results
+
+    def _batch_get(self, keys: list[tuple], names: dict[str, str]) -> dict[tuple, dict[str, Any]]:
+        request = {
+            self.name: {
+                "Keys": [key_attributes(self.key_table, key) for key in keys],
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+            }
+        }
+        by_key = {_key_of(self.key_table, key_attributes(self.key_table, k)): k for k in keys}
+        found = {}
+        delay = 0.02
+        for _ in range(self.online.max_attempts):
+            try:
+                response = self.online.client.batch_get_item(RequestItems=request)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    raise StoreUnavailableError(
+                        f"online table {self.name!r} does not exist; materialize the online "
+                        "syncs or run `feature-store resync`"
+                    ) from None
+                raise
+            for item in response["Responses"].get(self.name, []):
+                found[by_key[_key_of(self.key_table, item)]] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise StoreUnavailableError(
+            f"online table {self.name!r}: keys still unprocessed after "
+            f"{self.online.max_attempts} attempts"
+        )
+
+
+def _key_of(table: FeatureTable, item: Mapping[str, Any]) -> tuple:
+    return tuple(next(iter(item[name].values())) for name in key_names(table))
+
+
+def _part_of(
+    table: FeatureTable, features: Sequence[str], item: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """One table's part of a co-located item, shaped like that table's own item (None when
+    the table never wrote this entity)."""
+    if item is None or part(table, EVENT_TIMESTAMP_ATTRIBUTE) not in item:
+        return None
+    own = {f: item[part(table, f)] for f in features if part(table, f) in item}
+    own[EVENT_TIMESTAMP_ATTRIBUTE] = item[part(table, EVENT_TIMESTAMP_ATTRIBUTE)]
+    return own
