@@ -87,6 +87,17 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monke
         assert all(
             count is not None and count >= 0 for count in online.to_dict()["transaction_count_7d"]
         )
+        # The real syncs wrote the co-located service's items: one read equals the tables'.
+        churn = store.services["churn_prediction_v1"]
+        assert churn.online_colocated
+        customers = [{"customer_id": int(u)} for u in users]
+        now = datetime.now(UTC)
+        together = store.get_online_features(churn.name, customers, now=now)
+        apart = store.get_online_features(list(churn.features), customers, now=now)
+        assert (together.rows, together.statuses) == (apart.rows, apart.statuses)
+        assert any(set(s.values()) == {"present"} for s in together.statuses)
+        assert "feature service fraud_detection_v2 (on-demand" in output
+        assert "push of a fresh value (1 item written)" in output
         # Dagster's partitions (for `make ui` too) start at the first day the demo built.
         monkeypatch.setenv("FEATURE_STORE_HOME", str(tmp_path))
         monkeypatch.delenv("FEATURE_STORE_START_DATE", raising=False)

@@ -371,3 +371,36 @@ def test_the_demo_functions_on_one_request() -> None:
         pa.array([date(2025, 1, 1) + timedelta(days=40)]).to_numpy(zero_copy_only=False),
     )
     assert tenure["tenure_days"].tolist() == [40.0]
+
+
+def test_on_demand_over_http_reads_request_fields_from_the_entity_rows(
+    tmp_path, online_server
+) -> None:
+    import json
+    import threading
+    import urllib.request
+
+    from feature_assets.feature_server import make_server
+
+    store = make_store(tmp_path, online_server.endpoint)
+    store_rows(store, {1: (2.0, 3)})
+    server = make_server(store, "127.0.0.1", 0, token="t")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        body = {
+            "features": ["mixed:scaled", "mixed:label_upper"],
+            "entities": [{"user_id": 1, "rate": 10, "label": "ab", "flag": None}],
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.server_address[1]}/get-online-features",
+            json.dumps(body).encode(),
+            method="POST",
+        )
+        request.add_header("Authorization", "Bearer t")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert answer["results"][0]["scaled"] == 23.0
+        assert answer["results"][0]["label_upper"] == "AB"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -26,6 +26,7 @@ DEMO_FEATURES = [
     f"{DEMO_TABLE}:distinct_merchant_count_7d",
 ]
 CHURN_SERVICE = "churn_prediction_v1"
+FRAUD_SERVICE = "fraud_detection_v2"
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -84,8 +85,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     churn = store.get_online_features(
         CHURN_SERVICE, [{"customer_id": known_user}, {"customer_id": known_user + 1}]
     )
-    print(f"      SDK get_online_features, feature service {CHURN_SERVICE}:")
+    print(
+        f"      feature service {CHURN_SERVICE} (co-located: both tables in one item, "
+        "one BatchGetItem):"
+    )
     print(churn.to_df().to_string(index=False))
+    scored = [{"user_id": known_user, "amount": 120.0, "usd_rate": 1.08}]
+    fraud = store.get_online_features(FRAUD_SERVICE, scored)
+    print(f"      feature service {FRAUD_SERVICE} (on-demand features from request fields):")
+    print(fraud.to_df().to_string(index=False))
+    # A push carries the keys, the event time and every feature of the table.
+    everything = [f"{DEMO_TABLE}:{feature}" for feature in table.feature_names]
+    fresh = store.get_online_features(everything, [{"user_id": known_user}]).rows[0]
+    fresh["transaction_count_7d"] = (fresh["transaction_count_7d"] or 0) + 1
+    fresh["event_timestamp"] = pd.Timestamp.now("UTC").floor("s")
+    pushed = store.push(DEMO_TABLE, [fresh])
+    after = store.get_online_features([DEMO_FEATURES[0]], [{"user_id": known_user}])
+    print(
+        f"      push of a fresh value ({pushed.written} item written): "
+        f"transaction_count_7d is now {after.rows[0]['transaction_count_7d']}"
+    )
 
     users = sorted(store.offline.read_partition(table, last)["user_id"].head(4).tolist())
     entity_df = pd.DataFrame(
@@ -96,16 +115,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 for _ in users
                 for day in (first + timedelta(days=(args.days - 1) // 2), last)
             ],
+            "amount": [25.0, 480.0] * len(users),
+            "usd_rate": [1.0, 1.08] * len(users),
             "is_fraud": [0, 1] * len(users),
         }
     )
-    training = store.get_historical_features(entity_df, DEMO_FEATURES).to_pandas()
-    print("[5/5] training set (point-in-time correct), head:")
+    training = store.get_historical_features(entity_df, FRAUD_SERVICE).to_pandas()
+    print(f"[5/5] training set of {FRAUD_SERVICE} (point-in-time correct), head:")
     print(training.head(8).to_string(index=False))
     print("\nregistry (`feature-store tables`; also `features`, `describe`, `search`, `catalog`):")
-    render.print_rows(
-        Registry(store.tables, store.services, store.offline).table_summaries(), False
-    )
+    registry = Registry(store.tables, store.services, store.offline, store.contract.on_demand)
+    render.print_rows(registry.table_summaries(), False)
+    print("\non-demand features (computed when read):")
+    render.print_rows(registry.on_demand_summaries(), False)
     print(
         f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
         f"(http://127.0.0.1:3000); stop the online store with `make stop`."
