@@ -34,11 +34,15 @@ def describe_inputs(
     tables = {}
     for request in requests:
         files = offline.files_for_window(request.table, first, last)
+        pushed = offline.pushed_files_for_window(request.table, first, last)
+        partitions = {partition_day(path).isoformat(): digest(path) for path in files}
+        # A push in the window changes the rows as a republished day does.
+        partitions |= {f"{partition_day(p).isoformat()} push {p.name}": digest(p) for p in pushed}
         tables[request.table.name] = {
             "features": list(request.features),
             "keys": list(request.table.keys),
             "ttl_seconds": request.table.ttl.total_seconds() if request.table.ttl else None,
-            "partitions": {partition_day(path).isoformat(): digest(path) for path in files},
+            "partitions": partitions,
         }
     return tables
 

@@ -66,8 +66,11 @@ class ColocatedItems:
 
     def ensure_table(self) -> None:
         client = self.online.client
+        if self.online.table_known(self.name):
+            return
         try:
             client.describe_table(TableName=self.name)
+            self.online.remember_table(self.name)
             return
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
@@ -84,8 +87,10 @@ class ColocatedItems:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
         client.get_waiter("table_exists").wait(TableName=self.name)
+        self.online.remember_table(self.name)
 
     def delete_table(self) -> None:
+        self.online.forget_table(self.name)
         try:
             self.online.client.delete_table(TableName=self.name)
         except ClientError as error:

@@ -53,6 +53,8 @@ RETRY_MODE = "legacy"
 # write fails (and the sync step is retried): a full resync of 18,442 items at 30%
 # throttling + 30% unprocessed failed on one unlucky batch without it.
 THROTTLE_BUDGET_SECONDS = 120.0
+# How long a table seen to exist is not asked about again before a write.
+KNOWN_TABLE_SECONDS = 60.0
 THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -108,6 +110,7 @@ class OnlineStore:
         self.throttle_budget_seconds = throttle_budget_seconds
         self._client = client
         self._read_pool: ThreadPoolExecutor | None = None
+        self._known_tables: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnlineStore:
@@ -149,10 +152,14 @@ class OnlineStore:
         return f"{self.table_prefix}{table.name}"
 
     def ensure_table(self, table: FeatureTable) -> None:
-        """Create the table and register its TTL attribute, unless it already exists."""
+        """Create the table and register its TTL attribute, unless it already exists (asked
+        once per store object: pushes come in small, frequent batches)."""
         name = self.table_name(table)
+        if self.table_known(name):
+            return
         try:
             self.client.describe_table(TableName=name)
+            self.remember_table(name)
             return
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
@@ -174,8 +181,24 @@ class OnlineStore:
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRY_ATTRIBUTE},
             )
+        self.remember_table(name)
+
+    def table_known(self, name: str) -> bool:
+        """The table was seen to exist within the last minute (a restarted embedded store
+        loses its tables: the cache must not outlive that by long)."""
+        return (
+            time.monotonic() - self._known_tables.get(name, -KNOWN_TABLE_SECONDS)
+            < KNOWN_TABLE_SECONDS
+        )
+
+    def remember_table(self, name: str) -> None:
+        self._known_tables[name] = time.monotonic()
+
+    def forget_table(self, name: str) -> None:
+        self._known_tables.pop(name, None)
 
     def delete_table(self, table: FeatureTable) -> None:
+        self.forget_table(self.table_name(table))
         try:
             self.client.delete_table(TableName=self.table_name(table))
         except ClientError as error:

@@ -173,3 +173,27 @@ def test_a_colocated_service_over_tables_with_different_keys_fails_at_load() -> 
         in str(raised.value)
     )
     assert "different keys" in str(raised.value)
+
+
+def test_a_colocated_service_with_full_feature_names_is_written_and_read(
+    tmp_path, online_server
+) -> None:
+    """Two tables sharing a feature name: the service spells table__feature; resolving its
+    item's layout without that flag failed (found by the benchmark)."""
+    other = synthetic_table(name="user_daily_visits_1d", ttl=None, features=("logins",))
+    service = FeatureService(
+        "both",
+        (f"{SHORT.name}:logins", f"{other.name}:logins"),
+        full_feature_names=True,
+        online_colocated=True,
+    )
+    store = FeatureStore(
+        {SHORT.name: SHORT, other.name: other},
+        OfflineStore(root=tmp_path / "offline", staging_root=tmp_path / "staging"),
+        OnlineStore(endpoint_url=online_server.endpoint, table_prefix=f"t{uuid.uuid4().hex[:8]}_"),
+        {service.name: service},
+    )
+    store.push(SHORT.name, [{"user_id": 1, "event_timestamp": datetime(2026, 3, 10), "logins": 2}])
+    store.push(other.name, [{"user_id": 1, "event_timestamp": datetime(2026, 3, 10), "logins": 9}])
+    read = store.get_online_features("both", [{"user_id": 1}], now=NOW)
+    assert read.rows == [{"user_id": 1, f"{SHORT.name}__logins": 2, f"{other.name}__logins": 9}]

@@ -243,3 +243,16 @@ def test_push_over_http(store) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_push_in_its_window_makes_a_saved_training_set_refuse_to_rebuild(store, tmp_path) -> None:
+    from feature_assets.kernel.errors import TrainingSetDriftError
+
+    entities = pa.table({"user_id": [1], "event_timestamp": [PUSHED_AT + timedelta(hours=1)]})
+    store.save_training_set(tmp_path / "set", entities, [f"{TABLE.name}:clicks"])
+    store.rebuild_training_set(tmp_path / "set", tmp_path / "again.parquet")  # unchanged: fine
+    store.push(
+        TABLE.name, [{"user_id": 1, "event_timestamp": PUSHED_AT, "clicks": 99, "score": 1.0}]
+    )
+    with pytest.raises(TrainingSetDriftError, match="push"):
+        store.rebuild_training_set(tmp_path / "set", tmp_path / "again.parquet")

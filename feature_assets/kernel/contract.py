@@ -408,7 +408,10 @@ def uses_full_feature_names(
 def colocated_features(contract: Contract, service_name: str) -> dict[str, tuple[str, ...]]:
     """What a co-located service's item holds, per table: every stored feature the service
     reads, inputs of its on-demand features included."""
-    resolved = resolve_features(contract, service_name)
+    service = contract.services[service_name]
+    resolved = resolve_features(
+        contract, service_name, full_feature_names=service.full_feature_names
+    )
     return {request.table.name: request.all_features for request in resolved.stored}
 
 
