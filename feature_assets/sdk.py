@@ -145,12 +145,12 @@ class FeatureStore:
         rows = [dict(entity) for entity in entity_rows]
         statuses: list[dict[str, str]] = [{} for _ in entity_rows]
         stored_values: dict[str, list[Any]] = {}  # column -> value per entity row
-        for request, reads in zip(resolved.stored, per_table, strict=True):
+        for request, table_reads in zip(resolved.stored, per_table, strict=True):
             names = request.all_output_names(full_feature_names)
             for name, feature in zip(names, request.all_features, strict=True):
-                stored_values[name] = [read.values[feature] for read in reads]
+                stored_values[name] = [read.values[feature] for read in table_reads]
             asked = names[: len(request.features)]
-            for row, status, read in zip(rows, statuses, reads, strict=True):
+            for row, status, read in zip(rows, statuses, table_reads, strict=True):
                 row.update(
                     {name: read.values[f] for name, f in zip(asked, request.features, strict=True)}
                 )
