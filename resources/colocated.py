@@ -12,7 +12,6 @@ table's own items, whoever writes (the sync, a push) and in whatever order. A fo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -28,13 +27,12 @@ from feature_assets.kernel.contract import (
     EXPIRY_ATTRIBUTE,
     FeatureTable,
 )
-from feature_assets.kernel.errors import StoreUnavailableError
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
     key_attributes,
     key_names,
-    key_schema,
+    newer_wins_condition,
     status_at,
     to_item,
     typed_key,
@@ -43,6 +41,7 @@ from resources.online_store import (
     BATCH_GET_LIMIT,
     OnlineRead,
     OnlineStore,
+    key_text,
     unavailable_as_error,
 )
 
@@ -65,37 +64,11 @@ class ColocatedItems:
         self.name = f"{online.table_prefix}service_{service_name}"
 
     def ensure_table(self) -> None:
-        client = self.online.client
-        if self.online.table_known(self.name):
-            return
-        try:
-            client.describe_table(TableName=self.name)
-            self.online.remember_table(self.name)
-            return
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
-        schema, definitions = key_schema(self.key_table)
-        try:
-            client.create_table(
-                TableName=self.name,
-                KeySchema=schema,
-                AttributeDefinitions=definitions,
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceInUseException":
-                raise
-        client.get_waiter("table_exists").wait(TableName=self.name)
-        self.online.remember_table(self.name)
+        # No DynamoDB TTL: one item holds parts with different TTLs (reads apply them).
+        self.online.ensure_named_table(self.name, self.key_table, with_ttl=False)
 
     def delete_table(self) -> None:
-        self.online.forget_table(self.name)
-        try:
-            self.online.client.delete_table(TableName=self.name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        self.online.delete_named_table(self.name)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -105,12 +78,9 @@ class ColocatedItems:
         """Set one table's part of each entity's item from its rows; returns (written, kept
         newer). `newer_only` makes each update conditional on the part being older."""
         names = {"#e": part(table, EVENT_TIMESTAMP_ATTRIBUTE)}
-        condition = "attribute_not_exists(#e) OR #e < :e"
         if table.created_timestamp:
             names["#c"] = part(table, CREATED_TIMESTAMP_ATTRIBUTE)
-            condition += " OR (#e = :e AND (attribute_not_exists(#c) OR #c <= :c))"
-        else:
-            condition += " OR #e = :e"
+        condition = newer_wins_condition(table)
 
         def update(row: Mapping[str, Any]) -> bool:
             item = to_item(table, row)
@@ -206,34 +176,13 @@ class ColocatedItems:
                 "ExpressionAttributeNames": names,
             }
         }
-        by_key = {_key_of(self.key_table, key_attributes(self.key_table, k)): k for k in keys}
+        names_of_key = key_names(self.key_table)
+        by_key = {key_text(key_attributes(self.key_table, k), names_of_key): k for k in keys}
         found = {}
-        delay = 0.02
-        for _ in range(self.online.max_attempts):
-            try:
-                response = self.online.client.batch_get_item(RequestItems=request)
-            except ClientError as error:
-                if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                    raise StoreUnavailableError(
-                        f"online table {self.name!r} does not exist; materialize the online "
-                        "syncs or run `feature-store resync`"
-                    ) from None
-                raise
-            for item in response["Responses"].get(self.name, []):
-                found[by_key[_key_of(self.key_table, item)]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        raise StoreUnavailableError(
-            f"online table {self.name!r}: keys still unprocessed after "
-            f"{self.online.max_attempts} attempts"
-        )
-
-
-def _key_of(table: FeatureTable, item: Mapping[str, Any]) -> tuple:
-    return tuple(next(iter(item[name].values())) for name in key_names(table))
+        for _, items in self.online.batch_get_all(request):
+            for item in items:
+                found[by_key[key_text(item, names_of_key)]] = item
+        return found
 
 
 def _part_of(

@@ -178,3 +178,12 @@ def status_at(table: FeatureTable, item: Mapping[str, Any] | None, now: datetime
         return OnlineStatus.PRESENT
     event_time = datetime.fromisoformat(item[EVENT_TIMESTAMP_ATTRIBUTE]["S"].removesuffix("Z"))
     return OnlineStatus.EXPIRED if event_time < now - table.ttl else OnlineStatus.PRESENT
+
+
+def newer_wins_condition(table: FeatureTable) -> str:
+    """The condition of a write that must never go back in time, over the stored event time
+    `#e` (then created time `#c`) and the written ones `:e` / `:c`: older or equal loses."""
+    condition = "attribute_not_exists(#e) OR #e < :e"
+    if table.created_timestamp:
+        return condition + " OR (#e = :e AND (attribute_not_exists(#c) OR #c <= :c))"
+    return condition + " OR #e = :e"

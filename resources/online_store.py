@@ -35,6 +35,7 @@ from resources.online_items import (
     key_attributes,
     key_names,
     key_schema,
+    newer_wins_condition,
     status_at,
     to_item,
     typed_key,
@@ -152,9 +153,12 @@ class OnlineStore:
         return f"{self.table_prefix}{table.name}"
 
     def ensure_table(self, table: FeatureTable) -> None:
-        """Create the table and register its TTL attribute, unless it already exists (asked
-        once per store object: pushes come in small, frequent batches)."""
-        name = self.table_name(table)
+        """Create the table and register its TTL attribute, unless it already exists."""
+        self.ensure_named_table(self.table_name(table), table, with_ttl=table.ttl is not None)
+
+    def ensure_named_table(self, name: str, key_table: FeatureTable, *, with_ttl: bool) -> None:
+        """Create a table keyed as `key_table`'s items are, unless it already exists (asked
+        once a minute per store object: pushes come in small, frequent batches)."""
         if self.table_known(name):
             return
         try:
@@ -164,7 +168,7 @@ class OnlineStore:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
-        schema, definitions = key_schema(table)
+        schema, definitions = key_schema(key_table)
         try:
             self.client.create_table(
                 TableName=name,
@@ -176,7 +180,7 @@ class OnlineStore:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
         self.client.get_waiter("table_exists").wait(TableName=name)
-        if table.ttl is not None:
+        if with_ttl:
             self.client.update_time_to_live(
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRY_ATTRIBUTE},
@@ -198,9 +202,12 @@ class OnlineStore:
         self._known_tables.pop(name, None)
 
     def delete_table(self, table: FeatureTable) -> None:
-        self.forget_table(self.table_name(table))
+        self.delete_named_table(self.table_name(table))
+
+    def delete_named_table(self, name: str) -> None:
+        self.forget_table(name)
         try:
-            self.client.delete_table(TableName=self.table_name(table))
+            self.client.delete_table(TableName=name)
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
@@ -281,11 +288,7 @@ class OnlineStore:
 
         Pushes write this way; so does the sync when it re-applies pushes that raced it."""
         name = self.table_name(table)
-        condition = "attribute_not_exists(#e) OR #e < :e"
-        if table.created_timestamp:
-            condition += " OR (#e = :e AND (attribute_not_exists(#c) OR #c <= :c))"
-        else:
-            condition += " OR #e = :e"
+        condition = newer_wins_condition(table)
         names = {"#e": EVENT_TIMESTAMP_ATTRIBUTE}
         if table.created_timestamp:
             names["#c"] = CREATED_TIMESTAMP_ATTRIBUTE
@@ -398,8 +401,19 @@ class OnlineStore:
                 }
             attributes = key_attributes(table, key)
             request[name]["Keys"].append(attributes)
-            back[(name, _key_text(attributes, key_names(table)))] = (i, key)
+            back[(name, key_text(attributes, key_names(table)))] = (i, key)
         found = {}
+        for name, items in self.batch_get_all(request):
+            table = requests[by_name[name]][0]
+            item_key = key_names(table)
+            for item in items:
+                found[back[(name, key_text(item, item_key))]] = item
+        return found
+
+    def batch_get_all(self, request: dict[str, Any]) -> Iterator[tuple[str, list[dict]]]:
+        """(table name, items) of one BatchGetItem request until no key is left unprocessed,
+        retrying those with backoff; a missing table or keys still unprocessed after
+        `max_attempts` are StoreUnavailableError."""
         delay = 0.02
         for _attempt in range(self.max_attempts):
             try:
@@ -411,14 +425,10 @@ class OnlineStore:
                         "or run `feature-store resync`"
                     ) from None
                 raise
-            for name, items in response["Responses"].items():
-                table = requests[by_name[name]][0]
-                item_key = key_names(table)
-                for item in items:
-                    found[back[(name, _key_text(item, item_key))]] = item
+            yield from response["Responses"].items()
             request = response.get("UnprocessedKeys") or {}
             if not request:
-                return found
+                return
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
         raise StoreUnavailableError(
@@ -426,7 +436,7 @@ class OnlineStore:
         )
 
 
-def _key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> tuple:
+def key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> tuple:
     """The key of an item as the text DynamoDB sends back (N and S values are both strings)."""
     return tuple(next(iter(attributes[name].values())) for name in names)
 

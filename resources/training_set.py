@@ -82,9 +82,9 @@ class TrainingSet:
         return joined + [c for step in self._on_demand for c in step.outputs.values()]
 
     def to_pandas(self) -> pd.DataFrame:
-        relation = self._con.sql(self._query)
-        if self._on_demand:
-            relation = self._con.from_arrow(self.to_arrow())
+        relation = (
+            self._con.from_arrow(self.to_arrow()) if self._on_demand else self._con.sql(self._query)
+        )
         frame = relation.df()
         for name, duckdb_type in zip(relation.columns, relation.types, strict=True):
             # DuckDB hands zoned nanosecond columns to pandas without their zone (UTC).

@@ -103,6 +103,29 @@ def synthetic_table(
     )
 
 
+def feature_table_node(
+    name: str, keys: list[str], features: dict[str, str], patch_path: str | None = None
+) -> dict[str, Any]:
+    """A dbt manifest node of a feature table: integer keys, a date partition, an event time
+    and `features` (name -> data_type), for tests of load-time rules without dbt."""
+    columns = {k: "bigint" for k in keys} | {"feature_date": "date", "event_timestamp": "timestamp"}
+    meta = {
+        "entity": name.split("_")[0],
+        "keys": keys,
+        "timestamp": "event_timestamp",
+        "owner": "team:x",
+    }
+    node: dict[str, Any] = {
+        "resource_type": "model",
+        "name": name,
+        "config": {"meta": {"feature_table": meta}},
+        "columns": {c: {"name": c, "data_type": t} for c, t in (columns | features).items()},
+    }
+    if patch_path:
+        node["patch_path"] = patch_path
+    return node
+
+
 MICROSECONDS = pa.timestamp("us")  # the type the dbt macro writes
 
 

@@ -15,7 +15,7 @@ from feature_assets.kernel.manifest import load_contract
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import feature_table_node, publish_rows, synthetic_table
 
 SHORT = synthetic_table(name="user_daily_logins_1d", ttl=timedelta(days=2), features=("logins",))
 LONG = synthetic_table(
@@ -132,25 +132,12 @@ def test_colocated_parts_never_go_back_in_time(store) -> None:
 
 
 def test_a_colocated_service_over_tables_with_different_keys_fails_at_load() -> None:
-    def model(name: str, keys: list[str]) -> dict:
-        columns = {k: {"name": k, "data_type": "bigint"} for k in keys}
-        columns |= {
-            "feature_date": {"name": "feature_date", "data_type": "date"},
-            "event_timestamp": {"name": "event_timestamp", "data_type": "timestamp"},
-            "x": {"name": "x", "data_type": "bigint"},
-        }
-        meta = {"entity": "user", "keys": keys, "timestamp": "event_timestamp", "owner": "team:x"}
-        return {
-            "resource_type": "model",
-            "name": name,
-            "config": {"meta": {"feature_table": meta}},
-            "columns": columns,
-        }
-
     manifest = {
         "nodes": {
-            "model.a": model("user_daily_a_1d", ["user_id"]),
-            "model.b": model("user_daily_b_1d", ["user_id", "merchant_id"]),
+            "model.a": feature_table_node("user_daily_a_1d", ["user_id"], {"x": "bigint"}),
+            "model.b": feature_table_node(
+                "user_daily_b_1d", ["user_id", "merchant_id"], {"x": "bigint"}
+            ),
         },
         "exposures": {
             "exposure.s": {

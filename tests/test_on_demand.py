@@ -25,7 +25,7 @@ from feature_assets.kernel.manifest import load_contract
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import feature_table_node, publish_rows, synthetic_table
 
 TABLE = synthetic_table(
     name="user_daily_amounts_1d",
@@ -248,28 +248,12 @@ def test_streamed_parquet_equals_the_frame(tmp_path, online_server) -> None:
 
 def manifest_with(services_meta: dict, on_demand_meta: dict | None = None) -> dict:
     """A dbt manifest holding the demo-like table, one on-demand feature and one service."""
-    table_node = {
-        "resource_type": "model",
-        "name": "user_daily_amounts_1d",
-        "original_file_path": "models/features/user_daily_amounts_1d.sql",
-        "patch_path": "demo://models/features/user_daily_amounts_1d.yml",
-        "config": {
-            "meta": {
-                "feature_table": {
-                    "entity": "user",
-                    "keys": ["user_id"],
-                    "timestamp": "event_timestamp",
-                    "owner": "team:x",
-                }
-            }
-        },
-        "columns": {
-            "user_id": {"name": "user_id", "data_type": "bigint"},
-            "feature_date": {"name": "feature_date", "data_type": "date"},
-            "event_timestamp": {"name": "event_timestamp", "data_type": "timestamp"},
-            "amount": {"name": "amount", "data_type": "double"},
-        },
-    }
+    table_node = feature_table_node(
+        "user_daily_amounts_1d",
+        ["user_id"],
+        {"amount": "double"},
+        patch_path="demo://models/features/user_daily_amounts_1d.yml",
+    )
     exposures = {
         "exposure.demo.svc": {
             "name": "svc",

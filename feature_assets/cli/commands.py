@@ -148,12 +148,13 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
             rows = store.offline.latest_rows(table)
             with terminal.progress_bar(rows.num_rows, table.name, "item") as bar:
                 written = store.online.write_rows(table, rows, on_written=bar.update)
-            for service, features in colocations(store.contract, table.name).items():
+            services = colocations(store.contract, table.name)
+            for service, features in services.items():
                 store.colocated(service).write(table, features, rows, newer_only=False)
             raced = store.offline.push_log.raced(table, started)
             if raced is not None:  # pushes that landed meanwhile win again where newer
                 store.online.put_if_newer(table, raced)
-                for service, features in colocations(store.contract, table.name).items():
+                for service, features in services.items():
                     store.colocated(service).write(table, features, raced, newer_only=True)
             print(f"{table.name}: {written} items written to {store.online.table_name(table)}")
     return 0

@@ -80,6 +80,12 @@ def search_rows(hits: Sequence[SearchHit]) -> list[dict[str, Any]]:
     ]
 
 
+def print_facts(facts: Mapping[str, Any]) -> None:
+    """One aligned `name: value` line per fact."""
+    for name, value in facts.items():
+        print(f"  {name.replace('_', ' ') + ':':22} {cell(value)}")
+
+
 def print_details(details: TableDetails, as_json: bool) -> None:
     if as_json:
         print(json.dumps(plain(details), indent=2, default=str))
@@ -96,8 +102,7 @@ def print_details(details: TableDetails, as_json: bool) -> None:
         "published_partitions": details.published_partitions,
         "services": details.services,
     }
-    for name, value in facts.items():
-        print(f"  {name.replace('_', ' ') + ':':22} {cell(value)}")
+    print_facts(facts)
     print()
     print_rows(
         [
@@ -120,8 +125,7 @@ def print_on_demand(details: OnDemandDetails, as_json: bool) -> None:
         return
     summary = plain(details.summary)
     print(f"{summary.pop('on_demand')} (on-demand): {details.description}\n")
-    for name, value in {**summary, "services": details.services}.items():
-        print(f"  {name.replace('_', ' ') + ':':22} {cell(value)}")
+    print_facts({**summary, "services": details.services})
     print("\ninputs:")
     print_rows(details.inputs, False)
     print("\noutputs:")

@@ -417,8 +417,9 @@ def colocated_features(contract: Contract, service_name: str) -> dict[str, tuple
 
 def colocations(contract: Contract, table_name: str) -> dict[str, tuple[str, ...]]:
     """The co-located services holding part of a table, and which of its features each holds."""
-    return {
-        name: colocated_features(contract, name)[table_name]
+    layouts = {
+        name: colocated_features(contract, name)
         for name, service in sorted(contract.services.items())
-        if service.online_colocated and table_name in colocated_features(contract, name)
+        if service.online_colocated
     }
+    return {name: layout[table_name] for name, layout in layouts.items() if table_name in layout}
