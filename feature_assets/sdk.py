@@ -33,6 +33,7 @@ from resources.entity_source import parses_as_sql
 from resources.offline_store import OfflineStore
 from resources.on_demand import compute, request_column, stored_column
 from resources.online_store import OnlineStore
+from resources.online_sync import apply_pushes
 from resources.settings import Settings
 from resources.training_set import TrainingSet
 
@@ -203,9 +204,9 @@ class FeatureStore:
         checked = pushed_rows(table, rows, now or datetime.now(UTC))
         # The log first: a sync that races this push finds it there and re-applies it.
         self.offline.push_log.append(table, checked)
-        written, kept = self.online.put_if_newer(table, checked)
-        for service, features in colocations(self.contract, table.name).items():
-            self.colocated(service).write(table, features, checked, newer_only=True)
+        written, kept = apply_pushes(
+            self.offline, self.online, table, colocations(self.contract, table.name), checked
+        )
         return PushResult(rows=checked.num_rows, written=written, kept_newer=kept)
 
     def colocated(self, service_name: str) -> ColocatedItems:

@@ -12,7 +12,7 @@ table's own items, whoever writes (the sync, a push) and in whatever order. A fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
@@ -27,6 +27,7 @@ from feature_assets.kernel.contract import (
     EXPIRY_ATTRIBUTE,
     FeatureTable,
 )
+from resources.item_sync import read_items
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
@@ -63,9 +64,13 @@ class ColocatedItems:
         self.key_table = key_table
         self.name = f"{online.table_prefix}service_{service_name}"
 
-    def ensure_table(self) -> None:
+    def ensure_table(self) -> bool:
         # No DynamoDB TTL: one item holds parts with different TTLs (reads apply them).
-        self.online.ensure_named_table(self.name, self.key_table, with_ttl=False)
+        return self.online.ensure_named_table(self.name, self.key_table, with_ttl=False)
+
+    def destination(self, table: FeatureTable, features: Sequence[str]) -> ColocatedPart:
+        """One table's part of the items, as the change-only sync writes it."""
+        return ColocatedPart(self, table, tuple(features))
 
     def delete_table(self) -> None:
         self.online.delete_named_table(self.name)
@@ -183,6 +188,52 @@ class ColocatedItems:
             for item in items:
                 found[by_key[key_text(item, names_of_key)]] = item
         return found
+
+
+class ColocatedPart:
+    """A table's part of a service's items: read whole, compared by part, put whole (the
+    other tables' parts as read). Syncs of the tables of one service share a Dagster pool,
+    so no two of them put the same items at once; pushes that race a put are re-applied."""
+
+    def __init__(self, items: ColocatedItems, table: FeatureTable, features: tuple[str, ...]):
+        self.items = items
+        self.table = table
+        self.name = items.name
+        self._features = features
+
+    def features(self) -> Sequence[str]:
+        return self._features
+
+    def reads_for(self, always_write: bool) -> bool:
+        return True  # the other tables' parts are kept as stored
+
+    def read(self, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
+        return read_items(self.items.online, self.name, self.items.key_table, keys)
+
+    def part_of(self, full: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        own = _part_of(self.table, self._features, full)
+        if own is not None:
+            for attribute in (CREATED_TIMESTAMP_ATTRIBUTE, EXPIRY_ATTRIBUTE):
+                if part(self.table, attribute) in full:
+                    own[attribute] = full[part(self.table, attribute)]
+        return own
+
+    def merged(
+        self, key: tuple, full: Mapping[str, Any] | None, item: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        mine = f"{self.table.name}__"
+        merged = {k: v for k, v in (full or {}).items() if not k.startswith(mine)}
+        merged.update(key_attributes(self.items.key_table, key))
+        for attribute in (*self._features, *TIMES):
+            if attribute in item:
+                merged[part(self.table, attribute)] = item[attribute]
+        return merged
+
+    def ensure(self) -> bool:
+        return self.items.ensure_table()
+
+    def put(self, items: Iterator[dict[str, Any]], on_written: Callable[[int], None] | None) -> int:
+        return self.items.online.write_items(self.name, items, on_written)
 
 
 def _part_of(

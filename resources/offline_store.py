@@ -13,7 +13,7 @@ import contextlib
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from resources.entity_source import (
 from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
 from resources.push_log import PUSH_FOLDER, PushLog
 from resources.settings import Settings
-from resources.sql import DUCKDB_TYPES, file_list, ident, literal
+from resources.sql import ARROW_TYPES, DUCKDB_TYPES, file_list, ident, literal
 from resources.training_set import OnDemandStep, TrainingSet
 
 DATA_FILE = "data.parquet"
@@ -51,6 +51,12 @@ RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # Where a run's dbt build writes each table: `{table}` is replaced by the table's name, by
 # the `external_location` macro (the template reaches dbt as the `staged_path` var).
 STAGED_FILE_TEMPLATE = "{table}.parquet"
+# The publish check's DuckDB memory (past it, aggregates spill to disk) and batch size (in
+# DuckDB vectors of 2,048 rows: ~100k rows per pandera pass).
+AUDIT_MEMORY_LIMIT = "128MB"
+# A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
+PUBLISH_FOLDER_PREFIX = ".publish-"
+AUDIT_BATCH_VECTORS = 48
 
 
 def partition_day(path: Path) -> date:
@@ -117,13 +123,87 @@ class OfflineStore:
     # --- write, audit, publish ------------------------------------------------------------
 
     def read_staged(self, table: FeatureTable, run_id: str) -> pd.DataFrame:
+        return duckdb.connect().sql(f"SELECT * FROM {self._staged(table, run_id)}").df()
+
+    def _staged(self, table: FeatureTable, run_id: str, *, row_numbers: bool = False) -> str:
         path = self.staged_path(table, run_id)
         if not path.exists():
             raise FileNotFoundError(
                 f"feature table {table.name!r}: nothing staged by run {run_id} at {path}; "
                 "build the table and its check in the same run"
             )
-        return duckdb.connect().sql(f"SELECT * FROM read_parquet({literal(path)})").df()
+        return f"read_parquet({literal(path)}{', file_row_number = true' if row_numbers else ''})"
+
+    def audit_connection(self) -> duckdb.DuckDBPyConnection:
+        """A connection whose memory stays flat: past its limit, aggregates spill to disk."""
+        con = self.connect(memory_limit=AUDIT_MEMORY_LIMIT)
+        con.execute("SET threads = 1")  # one pass at a time keeps the buffers small too
+        return con
+
+    def staged_batches(self, table: FeatureTable, run_id: str) -> Iterator[pd.DataFrame]:
+        """The staged rows in file order, a batch at a time, indexed by row number in the
+        file (the first batch always, empty or not, so a schema can see the columns)."""
+        cursor = self.audit_connection().execute(f"SELECT * FROM {self._staged(table, run_id)}")
+        start = 0
+        while True:
+            batch = cursor.fetch_df_chunk(AUDIT_BATCH_VECTORS)
+            if start and batch.empty:
+                return
+            batch.index = pd.RangeIndex(start, start + len(batch))
+            yield batch
+            if batch.empty:
+                return
+            start += len(batch)
+
+    def staged_duplicates(self, table: FeatureTable, run_id: str) -> pd.DataFrame:
+        """Staged rows sharing keys and event time with another row: their keys and event
+        time, row number (`__row`) and partition day (`__day`)."""
+        names = [*table.keys, table.timestamp]
+        if {*names, table.partition_column} - set(self.staged_types(table, run_id)):
+            return pd.DataFrame()  # the schema reports the missing column
+        unique = ", ".join(ident(c) for c in names)
+        staged = self._staged(table, run_id, row_numbers=True)
+        query = f"""
+            WITH shared AS (
+                SELECT {unique} FROM {staged} GROUP BY ALL HAVING count(*) > 1
+            )
+            SELECT {unique}, file_row_number AS __row,
+                CAST({ident(table.partition_column)} AS DATE) AS __day
+            FROM {staged} SEMI JOIN shared USING ({unique})
+            ORDER BY __row
+        """
+        return self.audit_connection().sql(query).df()
+
+    def staged_statistics(self, table: FeatureTable, run_id: str) -> dict[date, dict]:
+        """Per staged day: rows, then per feature null rate and distinct count, and min / max
+        / mean when numeric (keys `<feature>.<statistic>`), from one aggregate pass."""
+        columns = ["count(*)"]
+        for feature in table.features:
+            name = ident(feature.name)
+            columns += [f"count({name})", f"count(DISTINCT {name})"]
+            if feature.logical_type in ("int", "float"):
+                number = f"CASE WHEN isfinite({name}::DOUBLE) THEN {name}::DOUBLE END"
+                columns += [f"min({number})", f"max({number})", f"avg({number})"]
+        day = ident(table.partition_column)
+        query = (
+            f"SELECT CAST({day} AS DATE), {', '.join(columns)} "
+            f"FROM {self._staged(table, run_id)} GROUP BY 1"
+        )
+        stats = {}
+        for values in self.audit_connection().execute(query).fetchall():
+            rows, rest = values[1], list(values[2:])
+            day_stats: dict[str, float | int] = {"rows": rows}
+            for feature in table.features:
+                present, distinct = rest.pop(0), rest.pop(0)
+                day_stats[f"{feature.name}.null_rate"] = 1 - present / rows
+                day_stats[f"{feature.name}.distinct"] = distinct
+                if feature.logical_type in ("int", "float"):
+                    for statistic in ("min", "max", "mean"):
+                        value = rest.pop(0)
+                        if value is not None:
+                            day_stats[f"{feature.name}.{statistic}"] = float(value)
+            stats[values[0]] = day_stats
+        return stats
 
     def staged_types(self, table: FeatureTable, run_id: str) -> dict[str, str]:
         """Each staged column's type as the Parquet file declares it (DuckDB's names)."""
@@ -132,30 +212,42 @@ class OfflineStore:
         )
         return dict(zip(relation.columns, map(str, relation.types), strict=True))
 
-    def publish(self, table: FeatureTable, run_id: str, days: list[date]) -> dict[date, int]:
-        """Replace each day's published file with the staged rows of that day (possibly none)."""
-        staged = self.staged_path(table, run_id)
-        con = duckdb.connect()
-        rows_per_day: dict[date, int] = {}
+    def publish(self, table: FeatureTable, run_id: str, days: list[date]) -> None:
+        """Replace each day's published file with the staged rows of that day (possibly none),
+        from one pass over the staged file: DuckDB writes every day's file beside the table
+        at once, then each is renamed into place."""
+        staged = self._staged(table, run_id)
         order = ", ".join(ident(key) for key in (*table.keys, table.timestamp))
-        for day in days:
-            final = self.partition_path(table, day)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
-            day_rows = (
-                f"SELECT * FROM read_parquet({literal(staged)}) "
-                f"WHERE {ident(table.partition_column)} = DATE {literal(day.isoformat())} "
-                f"ORDER BY {order}"
-            )
-            published_by = f"{{{literal(PUBLISHED_BY_RUN)}: {literal(run_id)}}}"
+        partition = ident(table.partition_column)
+        beside = (
+            Path(self.root) / table.name / f"{PUBLISH_FOLDER_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
+        )
+        published_by = f"{{{literal(PUBLISHED_BY_RUN)}: {literal(run_id)}}}"
+        beside.parent.mkdir(parents=True, exist_ok=True)
+        con = self.audit_connection()  # one thread: each day's file keeps the sort order
+        wanted = ", ".join(f"DATE {literal(day.isoformat())}" for day in days)
+        try:
             con.execute(
-                f"COPY ({day_rows}) TO {literal(tmp)} (FORMAT parquet, KV_METADATA {published_by})"
+                f"COPY (SELECT * FROM {staged} WHERE {partition} IN ({wanted}) "
+                f"ORDER BY {partition}, {order}) TO {literal(beside)} (FORMAT parquet, "
+                f"PARTITION_BY ({partition}), WRITE_PARTITION_COLUMNS true, "
+                f"KV_METADATA {published_by}, FILENAME_PATTERN 'data_{{i}}')"
             )
-            tmp.replace(final)
-            rows_per_day[day] = con.execute(
-                f"SELECT count(*) FROM read_parquet({literal(final)})"
-            ).fetchall()[0][0]
-        return rows_per_day
+            for day in days:
+                final = self.partition_path(table, day)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                written = beside / final.parent.name / "data_0.parquet"
+                tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
+                if written.exists():
+                    written.replace(tmp)
+                else:  # no rows that day: an empty file of the same columns
+                    con.execute(
+                        f"COPY (SELECT * FROM {staged} LIMIT 0) TO {literal(tmp)} "
+                        f"(FORMAT parquet, KV_METADATA {published_by})"
+                    )
+                tmp.replace(final)
+        finally:
+            shutil.rmtree(beside, ignore_errors=True)
 
     def discard_staged(self, table: FeatureTable, run_id: str) -> None:
         """Drop one table's staged file; the run's folder goes with its last file.
@@ -173,6 +265,11 @@ class OfflineStore:
         staging = Path(self.staging_root)
         for folder in staging.glob("*") if staging.exists() else []:
             if folder.is_dir() and RUN_ID.fullmatch(folder.name) and folder.name not in active_runs:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        for folder in Path(self.root).glob(f"*/{PUBLISH_FOLDER_PREFIX}*"):
+            run_id = folder.name.removeprefix(PUBLISH_FOLDER_PREFIX).rsplit("-", 1)[0]
+            if run_id not in active_runs:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         for tmp in Path(self.root).glob(f"*/*/{DATA_FILE}.tmp-*"):
@@ -234,19 +331,30 @@ class OfflineStore:
             """
         return duckdb.connect().sql(query).to_arrow_table()
 
-    def latest_rows(self, table: FeatureTable) -> pa.Table:
+    def latest_rows(self, table: FeatureTable, keys: Sequence[tuple] | None = None) -> pa.Table:
         """Each entity's winning row across every published partition and push (for a full
-        resync)."""
+        resync), or only those of `keys`."""
         files = self.published_files(table) + self.push_log.files(table)
         if not files:
             return pa.table({})
-        keys = ", ".join(ident(key) for key in table.keys)
+        con = duckdb.connect()
+        partition = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
+        source = _read(files)
+        if keys is not None:
+            wanted = pa.table(
+                {
+                    k: pa.array([key[i] for key in keys], ARROW_TYPES[table.key_types[k]])
+                    for i, k in enumerate(table.keys)
+                }
+            )
+            con.register("wanted_keys", wanted)
+            source = f"(SELECT r.* FROM {source} AS r SEMI JOIN wanted_keys USING ({partition}))"
         query = (
-            f"SELECT * FROM {_read(files)} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
+            f"SELECT * FROM {source} "
+            f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {order}) = 1"
         )
-        return duckdb.connect().sql(query).to_arrow_table()
+        return con.sql(query).to_arrow_table()
 
     def get_historical_features(
         self,
@@ -363,9 +471,9 @@ class OfflineStore:
                 "databases are off limits)"
             ) from None
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """An in-process DuckDB connection that spills to the store's temp folder past its limit."""
-        con = duckdb.connect(config={"memory_limit": self.memory_limit})
+        con = duckdb.connect(config={"memory_limit": memory_limit or self.memory_limit})
         spill = Path(self.staging_root) / ".duckdb_spill"
         spill.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {literal(spill)}")

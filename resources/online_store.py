@@ -152,19 +152,22 @@ class OnlineStore:
     def table_name(self, table: FeatureTable) -> str:
         return f"{self.table_prefix}{table.name}"
 
-    def ensure_table(self, table: FeatureTable) -> None:
+    def ensure_table(self, table: FeatureTable) -> bool:
         """Create the table and register its TTL attribute, unless it already exists."""
-        self.ensure_named_table(self.table_name(table), table, with_ttl=table.ttl is not None)
+        return self.ensure_named_table(
+            self.table_name(table), table, with_ttl=table.ttl is not None
+        )
 
-    def ensure_named_table(self, name: str, key_table: FeatureTable, *, with_ttl: bool) -> None:
+    def ensure_named_table(self, name: str, key_table: FeatureTable, *, with_ttl: bool) -> bool:
         """Create a table keyed as `key_table`'s items are, unless it already exists (asked
-        once a minute per store object: pushes come in small, frequent batches)."""
+        once a minute per store object: pushes come in small, frequent batches). True if
+        this call created it (it holds nothing yet)."""
         if self.table_known(name):
-            return
+            return False
         try:
             self.client.describe_table(TableName=name)
             self.remember_table(name)
-            return
+            return False
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
@@ -186,6 +189,7 @@ class OnlineStore:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRY_ATTRIBUTE},
             )
         self.remember_table(name)
+        return True
 
     def table_known(self, name: str) -> bool:
         """The table was seen to exist within the last minute (a restarted embedded store
@@ -221,13 +225,23 @@ class OnlineStore:
         on_written: Callable[[int], None] | None = None,
     ) -> int:
         """Write rows (already chosen newer-wins by the offline store) as items; returns the count.
-        `on_written` hears of each batch written (a progress display).
+        `on_written` hears of each batch written (a progress display)."""
+        with unavailable_as_error(f"online table {self.table_name(table)!r}"):
+            self.ensure_table(table)
+        return self.write_items(self.table_name(table), _items(table, rows), on_written)
+
+    def write_items(
+        self,
+        name: str,
+        items: Iterable[dict[str, Any]],
+        on_written: Callable[[int], None] | None = None,
+    ) -> int:
+        """Put whole items into table `name` (which exists); returns the count.
 
         Unconditional batch writes, several in flight: newer-wins is decided before, from the
         offline store, and one writer per table (a Dagster pool) keeps that decision valid.
         Every write is idempotent, so a sync that dies half-way is completed by running it again.
         """
-        name = self.table_name(table)
         written = 0
         in_flight: set[Future[int]] = set()
 
@@ -244,9 +258,8 @@ class OnlineStore:
             unavailable_as_error(f"online table {name!r}"),
             ThreadPoolExecutor(max_workers=self.write_concurrency) as pool,
         ):
-            self.ensure_table(table)
             # Serialize while earlier batches are on the wire, with a bounded backlog.
-            for batch in _item_batches(table, rows):
+            for batch in _batches(items, BATCH_WRITE_LIMIT):
                 if len(in_flight) >= self.write_concurrency * 4:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     written += collect(done)
@@ -311,7 +324,7 @@ class OnlineStore:
                 raise
             return True
 
-        items = [item for batch in _item_batches(table, rows) for item in batch]
+        items = list(_items(table, rows))
         with (
             unavailable_as_error(f"online table {name!r}"),
             ThreadPoolExecutor(max_workers=self.write_concurrency) as pool,
@@ -441,14 +454,18 @@ def key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> t
     return tuple(next(iter(attributes[name].values())) for name in names)
 
 
-def _item_batches(table: FeatureTable, rows: pa.Table) -> Iterator[list[dict[str, Any]]]:
-    """Full batches of 25 items across however many chunks the Arrow table has."""
-    batch: list[dict[str, Any]] = []
+def _items(table: FeatureTable, rows: pa.Table) -> Iterator[dict[str, Any]]:
     for record_batch in rows.to_batches(max_chunksize=BATCH_WRITE_LIMIT * 40):
         for row in record_batch.to_pylist():
-            batch.append(to_item(table, row))
-            if len(batch) == BATCH_WRITE_LIMIT:
-                yield batch
-                batch = []
+            yield to_item(table, row)
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
     if batch:
         yield batch

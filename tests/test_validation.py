@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import uuid
+from datetime import date, datetime, timedelta
 
+import duckdb
 import pandas as pd
 import pytest
 
-from feature_assets.validation.partition import PartitionValidationError, validate_partition
+from feature_assets.validation.partition import (
+    SAMPLE_CASES,
+    PartitionValidationError,
+    audit_staged,
+    validate_partition,
+)
+from resources.offline_store import OfflineStore
 
 DAY = date(2026, 1, 8)
 
@@ -63,3 +71,67 @@ def test_bad_rows_fail_with_a_message_naming_table_partition_and_column(
     message = str(error.value)
     assert "feature table 'user_daily_transactions_7d', partition 2026-01-08" in message
     assert expected in message
+
+
+def stage(store: OfflineStore, table, frame: pd.DataFrame) -> str:
+    """Stage rows as a run's build would (DuckDB writes the declared types), return the run."""
+    run_id = uuid.uuid4().hex
+    path = store.staged_path(table, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.register("frame", frame)
+    con.execute(
+        "COPY (SELECT * REPLACE (CAST(feature_date AS DATE) AS feature_date, "
+        "CAST(event_timestamp AS TIMESTAMP) AS event_timestamp, "
+        f"CAST(created_at AS TIMESTAMP) AS created_at) FROM frame) TO '{path}'"
+    )
+    return run_id
+
+
+def many_rows(table, n: int, days: list[date]) -> pd.DataFrame:
+    frame = pd.concat([good_rows(table)] * (n // 3 + 1), ignore_index=True).head(n)
+    day_of = [days[i % len(days)] for i in range(n)]
+    frame["user_id"] = range(n)
+    frame["feature_date"] = [pd.Timestamp(d) for d in day_of]
+    frame["event_timestamp"] = [pd.Timestamp(d) + pd.Timedelta(hours=12) for d in day_of]
+    return frame
+
+
+def test_the_audit_counts_every_failure_across_batches_but_keeps_samples_only(
+    demo_tables, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr("resources.offline_store.AUDIT_BATCH_VECTORS", 1)  # 2,048 rows a batch
+    table = demo_tables["user_daily_transactions_7d"]
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    days = [DAY, DAY + timedelta(days=1)]
+    frame = many_rows(table, 9000, days).assign(transaction_count_7d=-1)
+    frame.loc[8999, "user_id"] = 0  # one duplicate of row 0 (same day, same event time)
+    frame.loc[8999, "event_timestamp"] = frame.loc[0, "event_timestamp"]
+    frame.loc[8999, "feature_date"] = frame.loc[0, "feature_date"]
+    verdicts = audit_staged(store, table, stage(store, table, frame), days)
+    first = verdicts[0]
+    # Row 8999 moved to the first day, beside its duplicate.
+    assert "greater_than_or_equal_to(0) failed for 4501 value(s)" in first.problem
+    assert "duplicate key: 2 rows share" in first.problem
+    assert "greater_than_or_equal_to(0) failed for 4499 value(s)" in verdicts[1].problem
+    assert len(first.failures) <= 5 * SAMPLE_CASES
+
+
+def test_publish_writes_every_day_sorted_from_one_pass_and_empty_days_too(
+    demo_tables, tmp_path
+) -> None:
+    table = demo_tables["user_daily_transactions_7d"]
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    days = [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
+    frame = many_rows(table, 5000, days[:2]).sample(frac=1, random_state=1)  # shuffled
+    run_id = stage(store, table, frame)
+    assert not any(v.problem for v in audit_staged(store, table, run_id, days))
+    store.publish(table, run_id, days)
+    for day in days[:2]:
+        rows = store.read_partition(table, day)
+        assert len(rows) == 2500
+        assert rows["user_id"].is_monotonic_increasing
+        assert store.published_by(table, day) == run_id
+    assert store.read_partition(table, days[2]).empty
+    assert list(store.read_partition(table, days[2]).columns) == list(rows.columns)
+    assert not list((tmp_path / "offline" / table.name).glob(".publish-*"))

@@ -12,7 +12,7 @@ from feature_assets.assets.on_demand import on_demand_spec
 from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
-from feature_assets.kernel.contract import colocations
+from feature_assets.kernel.contract import colocated_group, colocations
 from feature_assets.kernel.names import PIPELINE_JOB, refresh_job, table_asset_path
 from resources.dbt_child import run_dbt_executable
 from resources.dbt_manifest import load_project_contract
@@ -41,7 +41,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     online_store = OnlineStore.from_settings(settings)
     syncs = [
         build_online_sync_asset(
-            t, partitions_def, online_store.table_name(t), colocations(contract, t.name)
+            t,
+            partitions_def,
+            online_store.table_name(t),
+            colocations(contract, t.name),
+            pool_table=colocated_group(contract, t.name)[0],
         )
         for t in tables.values()
         if t.online

@@ -1,12 +1,9 @@
 """The online-sync asset of each online feature table: published rows -> DynamoDB, newer-wins."""
 
-import time
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, datetime
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from feature_assets.assets.feature_tables import feature_table_tags
@@ -20,9 +17,10 @@ from feature_assets.kernel.names import (
     online_sync_pool,
     table_asset_path,
 )
-from resources.colocated import ColocatedItems
+from feature_assets.kernel.refresh_policy import rewrite_horizon
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
+from resources.online_sync import sync_table
 
 SYNC_RETRIES = 4
 SYNC_RETRY_BASE_SECONDS = 5
@@ -39,18 +37,16 @@ def online_asset_key(table: FeatureTable) -> dg.AssetKey:
     return dg.AssetKey(online_asset_path(table.name))
 
 
-def items_per_day(rows: pa.Table, partition_column: str) -> dict[date, int]:
-    counts = pc.value_counts(rows.column(partition_column)).to_pylist()
-    return {count["values"]: count["counts"] for count in counts}
-
-
 def build_online_sync_asset(
     table: FeatureTable,
     partitions_def: dg.DailyPartitionsDefinition,
     online_table: str,
     colocated: Mapping[str, tuple[str, ...]] | None = None,
+    pool_table: str | None = None,
 ) -> dg.AssetsDefinition:
-    """`colocated`: the co-located services holding part of the table, and which features."""
+    """`colocated`: the co-located services holding part of the table, and which features.
+    `pool_table`: whose sync pool to join (tables sharing co-located items share one, as
+    each sync puts whole items)."""
     colocated = dict(colocated or {})
 
     @dg.asset(
@@ -58,7 +54,7 @@ def build_online_sync_asset(
         deps=[dg.AssetKey(table_asset_path(table.name))],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=online_sync_pool(table.name),
+        pool=online_sync_pool(pool_table or table.name),
         group_name=table.entity,
         owners=[table.owner],
         kinds={"dynamodb"},
@@ -83,21 +79,17 @@ def build_online_sync_asset(
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         days = days_in(window.start, window.end)
-        started = time.time_ns()
         rows = offline_store.rows_to_serve(table, days, force=config.force)
         try:
-            written = online_store.write_rows(table, rows)
-            # A push that landed while this sync wrote may have been overwritten by an older
-            # value: pushes are conditional, these writes are not, so re-apply the pushes.
-            raced = offline_store.push_log.raced(table, started)
-            if raced is not None:
-                online_store.put_if_newer(table, raced)
-            service_items = {
-                service: ColocatedItems(online_store, service, table).write(
-                    table, features, rows, newer_only=not config.force
-                )[0]
-                for service, features in colocated.items()
-            }
+            results = sync_table(
+                offline_store,
+                online_store,
+                table,
+                colocated,
+                rows,
+                horizon=rewrite_horizon(table, datetime.now(UTC)),
+                always_write=config.force,
+            )
         except StoreUnavailableError as error:
             # Down or throttling beyond botocore's own retries: wait and rerun the step (writes
             # are idempotent). Validation failures never get here: they stop the run at the
@@ -105,18 +97,31 @@ def build_online_sync_asset(
             wait = min(SYNC_RETRY_BASE_SECONDS * 2**context.retry_number, 120)
             context.log.warning(f"{error}; retrying in {wait}s")
             raise dg.RetryRequested(max_retries=SYNC_RETRIES, seconds_to_wait=wait) from error
-        # Each day's own count: the items whose value came from that day's partition (a key
-        # that changed again later in the range is counted on its last day only).
-        per_day = items_per_day(rows, table.partition_column)
+        own = results[online_table]
+        # Each day's own count: the items written whose value came from that day's partition
+        # (a key that changed again later in the range is counted on its last day only).
         for day in days:
             context.add_asset_metadata(
-                {"items_written": per_day.get(day, 0)}, partition_key=day.isoformat()
+                {"items_written": own.written_days.get(day, 0)}, partition_key=day.isoformat()
             )
         return dg.MaterializeResult(
             metadata={
-                "items_written_by_run": written,
-                "online_table": online_store.table_name(table),
-                **{f"service_items_written/{s}": n for s, n in service_items.items()},
+                "items_written_by_run": own.written,
+                "items_skipped": own.skipped,
+                "items_skipped_unchanged": own.unchanged,
+                "items_skipped_deferred": own.deferred,
+                "items_skipped_stored_newer": own.stored_newer,
+                "online_table": online_table,
+                **{
+                    f"service_items_written/{name}": counts.written
+                    for name, counts in results.items()
+                    if name != online_table
+                },
+                **{
+                    f"service_items_skipped/{name}": counts.skipped
+                    for name, counts in results.items()
+                    if name != online_table
+                },
             }
         )
 

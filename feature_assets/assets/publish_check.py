@@ -17,7 +17,6 @@ from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.dates import days_in
 from feature_assets.kernel.names import PUBLISH_CHECK, publish_pool, table_asset_path
 from feature_assets.validation.partition import DayVerdict, audit_staged
-from feature_assets.validation.statistics import day_statistics
 from resources.offline_store import OfflineStore
 
 SAMPLES = 10  # pandera failure cases shown per failed day
@@ -46,7 +45,7 @@ def build_publish_check(
     ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetObservation | dg.Output]:
         window = context.partition_time_window
         days = days_in(window.start, window.end)
-        rows, verdicts = audit_staged(offline_store, table, context.run.run_id, days)
+        verdicts = audit_staged(offline_store, table, context.run.run_id, days)
         failed = [v for v in verdicts if v.problem]
         if failed:
             for verdict in failed:
@@ -55,11 +54,11 @@ def build_publish_check(
                 target = _built(context.instance, asset_key, verdict.day)
                 yield _held_back(check_key, verdict, failed, target)
         else:
+            by_day = offline_store.staged_statistics(table, context.run.run_id)
             offline_store.publish(table, context.run.run_id, days)
             offline_store.discard_staged(table, context.run.run_id)
-            by_day = dict(list(rows.groupby(pd.to_datetime(rows[table.partition_column]).dt.date)))
             for day in days:
-                stats = day_statistics(table, by_day.get(day, rows.iloc[:0]))
+                stats = by_day.get(day, {"rows": 0})
                 path = str(offline_store.partition_path(table, day))
                 yield _evaluation(
                     check_key,

@@ -7,7 +7,6 @@ fast.
 import argparse
 import os
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,10 +14,12 @@ from feature_assets.cli import render, terminal
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
 from feature_assets.kernel.contract import colocations
 from feature_assets.kernel.errors import CallerError
+from feature_assets.kernel.refresh_policy import rewrite_horizon
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from resources.dbt_manifest import dbt_executable
 from resources.local_dynamodb import reset_signals, running_server, start_server, stop_server
+from resources.online_sync import sync_table
 from resources.settings import PROJECT_ROOT, Settings
 
 
@@ -144,19 +145,20 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     store.online.ping()  # an unreachable store fails here, before any progress is drawn
     for table in store.tables.values():
         if table.online:
-            started = time.time_ns()
             rows = store.offline.latest_rows(table)
             with terminal.progress_bar(rows.num_rows, table.name, "item") as bar:
-                written = store.online.write_rows(table, rows, on_written=bar.update)
-            services = colocations(store.contract, table.name)
-            for service, features in services.items():
-                store.colocated(service).write(table, features, rows, newer_only=False)
-            raced = store.offline.push_log.raced(table, started)
-            if raced is not None:  # pushes that landed meanwhile win again where newer
-                store.online.put_if_newer(table, raced)
-                for service, features in services.items():
-                    store.colocated(service).write(table, features, raced, newer_only=True)
-            print(f"{table.name}: {written} items written to {store.online.table_name(table)}")
+                results = sync_table(
+                    store.offline,
+                    store.online,
+                    table,
+                    colocations(store.contract, table.name),
+                    rows,
+                    horizon=rewrite_horizon(table, datetime.now(UTC)),
+                    full=True,
+                    on_written=bar.update,
+                )
+            name = store.online.table_name(table)
+            print(f"{table.name}: {results[name].written} items written to {name}")
     return 0
 
 

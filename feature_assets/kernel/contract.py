@@ -423,3 +423,17 @@ def colocations(contract: Contract, table_name: str) -> dict[str, tuple[str, ...
         if service.online_colocated
     }
     return {name: layout[table_name] for name, layout in layouts.items() if table_name in layout}
+
+
+def colocated_group(contract: Contract, table_name: str) -> tuple[str, ...]:
+    """The tables whose syncs may put the same co-located items: the table, and every table
+    sharing a co-located service with it, transitively (sorted)."""
+    group, todo = {table_name}, [table_name]
+    while todo:
+        name = todo.pop()
+        for service in colocations(contract, name):
+            for other in colocated_features(contract, service):
+                if other not in group:
+                    group.add(other)
+                    todo.append(other)
+    return tuple(sorted(group))

@@ -54,3 +54,9 @@ def due_partition(table: FeatureTable, now: datetime) -> date | None:
 def is_stale(table: FeatureTable, newest: date | None, now: datetime) -> bool:
     due = due_partition(table, now)
     return due is not None and (newest is None or newest < due)
+
+
+def rewrite_horizon(table: FeatureTable, now: datetime) -> int:
+    """Epoch seconds a stored online expiry must outlast for the sync to leave an item with
+    unchanged values as it is: the next refresh, plus one interval of slack for a late one."""
+    return int((now + 2 * refresh_interval(table)).timestamp())

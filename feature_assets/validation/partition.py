@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,7 +24,11 @@ SCHEMA_MESSAGES = {
 }
 
 
-def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchema:
+def partition_schema(
+    table: FeatureTable, days: list[date], *, unique: bool = True
+) -> pa.DataFrameSchema:
+    """`unique=False` leaves out the keys-and-event-time uniqueness (checked across batches
+    by DuckDB when the staged rows are validated batch by batch)."""
     columns = {
         key: pa.Column(PANDAS_DTYPES.get(table.key_types[key]), nullable=False, coerce=True)
         for key in table.keys
@@ -50,7 +55,7 @@ def partition_schema(table: FeatureTable, days: list[date]) -> pa.DataFrameSchem
     return pa.DataFrameSchema(
         columns,
         strict=True,
-        unique=[*table.keys, table.timestamp],
+        unique=[*table.keys, table.timestamp] if unique else None,
         report_duplicates="all",
         checks=[
             # Lets readers prune partitions: a row's event time lies within its partition day
@@ -87,35 +92,90 @@ class DayVerdict:
 
 def audit_staged(
     store: OfflineStore, table: FeatureTable, run_id: str, days: list[date]
-) -> tuple[pd.DataFrame, list[DayVerdict]]:
-    """A run's staged rows and a verdict per day: the time columns' exact types as the file
+) -> list[DayVerdict]:
+    """A verdict per day for a run's staged rows: the time columns' exact types as the file
     declares them (a wrong type fails every day), then the pandera schema, each failure
-    charged to the day of its row (one not tied to a built day fails every day)."""
+    charged to the day of its row (one not tied to a built day fails every day).
+
+    Memory stays flat whatever the size: pandera sees one batch of rows at a time, and the
+    one check across batches (keys and event time unique) is a DuckDB aggregate that spills
+    to disk past the store's audit memory limit. Failure cases are kept as samples
+    (`SAMPLE_CASES` per column and check) and counted in full."""
     try:
         check_time_types(table, store.staged_types(table, run_id), days)
     except PartitionValidationError as error:
-        return pd.DataFrame(), [DayVerdict(day, str(error)) for day in days]
-    frame = store.read_staged(table, run_id)
-    try:
-        return partition_schema(table, days).validate(frame, lazy=True), [
-            DayVerdict(day) for day in days
-        ]
-    except pa.errors.SchemaErrors as errors:
-        failures = errors.failure_cases
-    row_days = (
-        pd.to_datetime(frame[table.partition_column], errors="coerce").dt.date
-        if table.partition_column in frame
-        else pd.Series(dtype=object)
+        return [DayVerdict(day, str(error)) for day in days]
+    schema = partition_schema(table, days, unique=False)
+    samples, totals = [], Counter()
+    for batch in store.staged_batches(table, run_id):
+        try:
+            schema.validate(batch, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            found = _with_days(table, errors.failure_cases, batch)
+            _keep(found, samples, totals)
+    duplicates = store.staged_duplicates(table, run_id)
+    if len(duplicates):
+        _keep(_duplicate_cases(table, duplicates), samples, totals)
+    if not samples:
+        return [DayVerdict(day) for day in days]
+    failures = pd.concat(samples, ignore_index=True).drop_duplicates(
+        ["column", "check", "failure_case", "index"]
     )
-    failure_days = failures["index"].map(lambda i: row_days.get(i) if pd.notna(i) else None)
-    everywhere = ~failure_days.isin(days)
+    everywhere = ~failures["day"].isin(days)
     verdicts = []
     for day in days:
-        mine = failures[everywhere | (failure_days == day)]
+        mine = failures[everywhere | (failures["day"] == day)]
+        counts = {
+            group: n for group, n in totals.items() if group[2] == day or group[2] not in days
+        }
         verdicts.append(
-            DayVerdict(day, _describe(table, [day], mine), mine) if len(mine) else DayVerdict(day)
+            DayVerdict(day, _describe(table, [day], mine, counts), mine.drop(columns="day"))
+            if len(mine)
+            else DayVerdict(day)
         )
-    return frame, verdicts
+    return verdicts
+
+
+# Failure cases kept per column, check and day (every one is counted).
+SAMPLE_CASES = 100
+
+
+def _with_days(table: FeatureTable, failures: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
+    """Failure cases with the day of their row (None for those tied to no row)."""
+    row_days = (
+        pd.to_datetime(batch[table.partition_column], errors="coerce").dt.date
+        if table.partition_column in batch
+        else pd.Series(dtype=object)
+    )
+    failures = failures.copy()
+    failures["day"] = failures["index"].map(lambda i: row_days.get(i) if pd.notna(i) else None)
+    return failures
+
+
+def _keep(failures: pd.DataFrame, samples: list[pd.DataFrame], totals: Counter) -> None:
+    groups = failures.groupby(["column", "check", "day"], dropna=False, sort=False)
+    for group, n in groups.size().items():
+        totals[tuple(None if pd.isna(v) else v for v in group)] += n
+    samples.append(groups.head(SAMPLE_CASES))
+
+
+def _duplicate_cases(table: FeatureTable, duplicates: pd.DataFrame) -> pd.DataFrame:
+    """DuckDB's duplicate rows as pandera reports them: one case per row and key column."""
+    return pd.DataFrame(
+        [
+            {
+                "schema_context": "DataFrameSchema",
+                "column": column,
+                "check": "multiple_fields_uniqueness",
+                "check_number": None,
+                "failure_case": row[column],
+                "index": row["__row"],
+                "day": pd.Timestamp(row["__day"]).date(),
+            }
+            for row in duplicates.to_dict("records")
+            for column in (*table.keys, table.timestamp)
+        ]
+    )
 
 
 def check_time_types(table: FeatureTable, types: Mapping[str, str], days: list[date]) -> None:
@@ -147,11 +207,27 @@ def _heading(table: FeatureTable, days: list[date]) -> str:
     return f"feature table {table.name!r}, partition {span}: validation failed"
 
 
-def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> str:
+def _describe(
+    table: FeatureTable,
+    days: list[date],
+    failures: pd.DataFrame,
+    totals: Mapping[tuple, int] | None = None,
+) -> str:
+    """The message; `totals` counts every failure per (column, check, day) where `failures`
+    holds samples only."""
+
+    def total(column: object, check: str, shown: int) -> int:
+        if totals is None:
+            return shown
+        column = None if pd.isna(column) else column
+        return sum(n for (c, k, _), n in totals.items() if c == column and k == check) or shown
+
     lines = [_heading(table, days)]
     duplicates = failures["check"] == "multiple_fields_uniqueness"
     if duplicates.any():
-        rows = failures.loc[duplicates, "index"].nunique()
+        rows = total(table.keys[0], "multiple_fields_uniqueness", 0) or failures.loc[
+            duplicates, "index"
+        ].nunique()
         keys = failures.loc[duplicates & (failures["column"] == table.keys[0]), "failure_case"]
         examples = ", ".join(repr(v) for v in keys.drop_duplicates().head(3).tolist())
         lines.append(
@@ -168,7 +244,8 @@ def _describe(table: FeatureTable, days: list[date], failures: pd.DataFrame) -> 
     ):
         label = "table" if pd.isna(column) else f"column {column!r}"
         examples = ", ".join(repr(v) for v in cases["failure_case"].head(3).tolist())
-        lines.append(f"  {label}: {check} failed for {len(cases)} value(s), e.g. {examples}")
+        count = total(column, check, len(cases))
+        lines.append(f"  {label}: {check} failed for {count} value(s), e.g. {examples}")
     return "\n".join(lines)
 
 

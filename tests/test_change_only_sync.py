@@ -1,0 +1,188 @@
+"""The change-only sync against a real DynamoDB-compatible server: it skips items whose values
+did not change, and still never lets a served value expire early nor goes back in time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feature_assets.kernel.refresh_policy import refresh_interval, rewrite_horizon
+from resources.item_sync import DeferredLedger
+from resources.offline_store import OfflineStore
+from resources.online_store import OnlineStore
+from resources.online_sync import apply_pushes, sync_table
+from tests.builders import publish_rows, synthetic_table
+
+FIRST_DAY = date(2026, 3, 1)
+ENTITIES = (1, 2, 3)
+# Long enough that an unchanged value may be left with its older event time (deferred).
+TABLE = synthetic_table(name="user_daily_balance_4d", ttl=timedelta(days=4))
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time()) + timedelta(days=1)
+
+
+def feature_row(user_id: int, day: date, value: int) -> dict:
+    return {
+        "user_id": user_id,
+        "feature_date": day,
+        "event_timestamp": end_of(day),
+        "created_at": end_of(day) + timedelta(minutes=5),
+        "value": value,
+    }
+
+
+def stores(endpoint: str, tmp_path) -> tuple[OfflineStore, OnlineStore]:
+    root = tmp_path / uuid.uuid4().hex[:8]
+    offline = OfflineStore(root=str(root / "offline"), staging_root=str(root / "staging"))
+    online = OnlineStore(endpoint_url=endpoint, table_prefix=f"c{uuid.uuid4().hex[:8]}_")
+    return offline, online
+
+
+def sync_day(offline: OfflineStore, online: OnlineStore, day: date, now: datetime):
+    rows = offline.rows_to_serve(TABLE, [day])
+    return sync_table(offline, online, TABLE, {}, rows, horizon=rewrite_horizon(TABLE, now))[
+        online.table_name(TABLE)
+    ]
+
+
+def offline_truth(history: dict[int, list[dict]], user_id: int, at: datetime) -> dict | None:
+    """What the point-in-time rule serves at `at`: the latest row, if within the ttl."""
+    rows = [r for r in history.get(user_id, []) if r["event_timestamp"] <= at]
+    if not rows:
+        return None
+    latest = max(rows, key=lambda r: (r["event_timestamp"], r["created_at"]))
+    return {"value": latest["value"]} if latest["event_timestamp"] >= at - TABLE.ttl else None
+
+
+# Per day and entity: no row, a row with the previous value, or a row with a new value.
+ACTIONS = st.lists(
+    st.lists(st.sampled_from(["none", "same", "new"]), min_size=3, max_size=3),
+    min_size=2,
+    max_size=9,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(days=ACTIONS)
+def test_change_only_sync_serves_what_the_offline_rule_serves_until_the_next_refresh(
+    online_server, tmp_path, days
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    history: dict[int, list[dict]] = {}
+    value = dict.fromkeys(ENTITIES, 0)
+    interval = refresh_interval(TABLE)
+    for n, actions in enumerate(days):
+        day = FIRST_DAY + timedelta(days=n)
+        rows = []
+        for user_id, action in zip(ENTITIES, actions, strict=True):
+            if action == "none":
+                continue
+            if action == "new" or not history.get(user_id):
+                value[user_id] += 1
+            rows.append(feature_row(user_id, day, value[user_id]))
+        if rows:
+            publish_rows(offline, TABLE, rows)
+        else:
+            publish_rows(offline, TABLE, [feature_row(99, day, 0)])  # the day exists
+            history.setdefault(99, []).append(feature_row(99, day, 0))
+        for row in rows:
+            history.setdefault(row["user_id"], []).append(row)
+        now = end_of(day) + timedelta(hours=1)
+        sync_day(offline, online, day, now)
+        # Until the next scheduled refresh, online answers as the offline rule does.
+        for at in (now, now + interval / 2, now + interval - timedelta(seconds=1)):
+            reads = online.read(TABLE, [{"user_id": u} for u in ENTITIES], ["value"], now=at)
+            for user_id, read in zip(ENTITIES, reads, strict=True):
+                served = read.values if read.status == "present" else None
+                assert served == offline_truth(history, user_id, at), (
+                    f"user {user_id} at {at} after syncing {day}: {read}"
+                )
+
+
+def test_unchanged_values_are_skipped_and_counted(online_server, tmp_path) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day1, day2 = FIRST_DAY, FIRST_DAY + timedelta(days=1)
+    publish_rows(offline, TABLE, [feature_row(1, day1, 10), feature_row(2, day1, 20)])
+    first = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    assert (first.written, first.skipped) == (2, 0)
+    # Re-syncing the same day changes nothing.
+    again = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=2))
+    assert (again.written, again.unchanged) == (0, 2)
+    # Day 2: user 1 unchanged (deferred: its stored expiry is days away), user 2 changed.
+    publish_rows(offline, TABLE, [feature_row(1, day2, 10), feature_row(2, day2, 21)])
+    second = sync_day(offline, online, day2, end_of(day2) + timedelta(hours=1))
+    assert (second.written, second.deferred) == (1, 1)
+    ledger = DeferredLedger(offline.root, TABLE, online.table_name(TABLE))
+    assert list(ledger.entries()) == [(1,)]
+    # Near the stored expiry the deferred item is rewritten, though day 5 has no row of it.
+    day5 = FIRST_DAY + timedelta(days=4)
+    publish_rows(offline, TABLE, [feature_row(2, day5, 22)])
+    later = sync_day(offline, online, day5, end_of(day5) + timedelta(hours=1))
+    assert later.written == 2
+    assert ledger.entries() == {}
+    item = online.client.get_item(TableName=online.table_name(TABLE), Key={"user_id": {"N": "1"}})[
+        "Item"
+    ]
+    assert item["event_timestamp"]["S"] == "2026-03-03T00:00:00.000000Z"  # day 2's row
+
+
+def test_the_sync_never_writes_an_older_value_over_a_newer_one(online_server, tmp_path) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day1 = FIRST_DAY
+    publish_rows(offline, TABLE, [feature_row(1, day1, 10)])
+    # Another writer stored a newer value than anything published (a push seen by no sync).
+    newer = pa.Table.from_pylist([feature_row(1, day1 + timedelta(days=3), 99)])
+    online.put_if_newer(TABLE, newer)
+    counts = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    assert (counts.written, counts.stored_newer) == (0, 1)
+    read = online.read(TABLE, [{"user_id": 1}], ["value"], now=end_of(day1 + timedelta(days=3)))
+    assert read[0].values == {"value": 99}
+
+
+def test_a_push_older_than_a_deferred_row_is_not_served(online_server, tmp_path) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day1, day2 = FIRST_DAY, FIRST_DAY + timedelta(days=1)
+    publish_rows(offline, TABLE, [feature_row(1, day1, 10)])
+    sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    publish_rows(offline, TABLE, [feature_row(1, day2, 10)])
+    assert sync_day(offline, online, day2, end_of(day2) + timedelta(hours=1)).deferred == 1
+    # The stored item still says day 1; a push from mid day 2 is older than the true row.
+    late = {**feature_row(1, day2, 55), "event_timestamp": end_of(day1) + timedelta(hours=12)}
+    offline.push_log.append(TABLE, pa.Table.from_pylist([late]))
+    assert apply_pushes(offline, online, TABLE, {}, pa.Table.from_pylist([late])) == (0, 1)
+    read = online.read(TABLE, [{"user_id": 1}], ["value"], now=end_of(day2))
+    assert read[0].values == {"value": 10}
+    # A newer push is served as always.
+    fresh = pa.Table.from_pylist([feature_row(1, day2 + timedelta(days=1), 77)])
+    offline.push_log.append(TABLE, fresh)
+    assert apply_pushes(offline, online, TABLE, {}, fresh) == (1, 0)
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_a_resync_or_forced_sync_writes_everything_and_forgets_the_ledger(
+    online_server, tmp_path, forced
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day1, day2 = FIRST_DAY, FIRST_DAY + timedelta(days=1)
+    publish_rows(offline, TABLE, [feature_row(1, day1, 10)])
+    sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    publish_rows(offline, TABLE, [feature_row(1, day2, 10)])
+    horizon = rewrite_horizon(TABLE, end_of(day2) + timedelta(hours=1))
+    rows = offline.rows_to_serve(TABLE, [day2])
+    if forced:
+        counts = sync_table(offline, online, TABLE, {}, rows, horizon=horizon, always_write=True)
+    else:
+        counts = sync_table(
+            offline, online, TABLE, {}, offline.latest_rows(TABLE), horizon=horizon, full=True
+        )
+    assert counts[online.table_name(TABLE)].written == 1
+    assert DeferredLedger(offline.root, TABLE, online.table_name(TABLE)).entries() == {}
