@@ -114,7 +114,7 @@ def test_the_audit_counts_every_failure_across_batches_but_keeps_samples_only(
     assert "greater_than_or_equal_to(0) failed for 4501 value(s)" in first.problem
     assert "duplicate key: 2 rows share" in first.problem
     assert "greater_than_or_equal_to(0) failed for 4499 value(s)" in verdicts[1].problem
-    assert len(first.failures) <= 5 * SAMPLE_CASES
+    assert len(first.failures) <= SAMPLE_CASES + 4  # samples of one check, the duplicates
 
 
 def test_publish_writes_every_day_sorted_from_one_pass_and_empty_days_too(

@@ -153,10 +153,12 @@ def _with_days(table: FeatureTable, failures: pd.DataFrame, batch: pd.DataFrame)
 
 
 def _keep(failures: pd.DataFrame, samples: list[pd.DataFrame], totals: Counter) -> None:
-    groups = failures.groupby(["column", "check", "day"], dropna=False, sort=False)
-    for group, n in groups.size().items():
+    """Count every failure; keep the first `SAMPLE_CASES` of each column, check and day."""
+    groups = ["column", "check", "day"]
+    for group, n in failures.groupby(groups, dropna=False, sort=False).size().items():
         totals[tuple(None if pd.isna(v) else v for v in group)] += n
-    samples.append(groups.head(SAMPLE_CASES))
+    kept = pd.concat([*samples, failures], ignore_index=True) if samples else failures
+    samples[:] = [kept.groupby(groups, dropna=False, sort=False).head(SAMPLE_CASES)]
 
 
 def _duplicate_cases(table: FeatureTable, duplicates: pd.DataFrame) -> pd.DataFrame:
@@ -225,9 +227,10 @@ def _describe(
     lines = [_heading(table, days)]
     duplicates = failures["check"] == "multiple_fields_uniqueness"
     if duplicates.any():
-        rows = total(table.keys[0], "multiple_fields_uniqueness", 0) or failures.loc[
-            duplicates, "index"
-        ].nunique()
+        rows = (
+            total(table.keys[0], "multiple_fields_uniqueness", 0)
+            or failures.loc[duplicates, "index"].nunique()
+        )
         keys = failures.loc[duplicates & (failures["column"] == table.keys[0]), "failure_case"]
         examples = ", ".join(repr(v) for v in keys.drop_duplicates().head(3).tolist())
         lines.append(
