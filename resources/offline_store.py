@@ -52,11 +52,12 @@ RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # the `external_location` macro (the template reaches dbt as the `staged_path` var).
 STAGED_FILE_TEMPLATE = "{table}.parquet"
 # The publish check's DuckDB memory (past it, aggregates spill to disk) and batch size (in
-# DuckDB vectors of 2,048 rows: ~100k rows per pandera pass).
-AUDIT_MEMORY_LIMIT = "128MB"
+# DuckDB vectors of 2,048 rows: ~33k rows per pandera pass); both keep peak RSS flat
+# from 1 to 60 staged days (benchmarks/refresh.py --rss).
+AUDIT_MEMORY_LIMIT = "32MB"
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
-AUDIT_BATCH_VECTORS = 48
+AUDIT_BATCH_VECTORS = 16
 
 
 def partition_day(path: Path) -> date:

@@ -1,0 +1,321 @@
+"""A daily refresh end to end, phase by phase, next to its floors measured in the same run.
+
+    .venv/bin/python -m benchmarks.refresh [--server moto|dynamodb-local] [--users 20000]
+    .venv/bin/python -m benchmarks.refresh --rss      # peak RSS of the publish check
+
+Refresh: a store is built with `feature-store demo` (not timed), then `feature-store backfill
+<day> <day>` (one day, four tables) runs `--repeats` times as a user runs it, each in a new
+process; the wall time is split into the time before the run's first step (process start,
+imports, definitions, run launch) and each step's own time (from the run's Dagster event
+log). Floors: the four models' compiled SQL run directly in DuckDB for that day, and raw
+boto3 BatchWriteItem of the same day's items of the three online tables on the same server
+(same concurrency). Repeats rebuild the same day, as a later refresh the same day does (late
+data): values that did not change are not written again.
+
+RSS: the publish check's work (batch-wise pandera audit, DuckDB duplicates and statistics,
+one-pass publish) over 1 and 60 staged days of 20,000 rows, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RSS_TABLE = "user_daily_transactions_7d"
+RSS_FIRST_DAY = date(2026, 1, 1)
+MODELS = (
+    "user_daily_transactions_7d",
+    "user_category_daily_spend_30d",
+    "customer_daily_balance_30d",
+    "customer_daily_engagement_7d",
+)
+
+
+def env_for(home: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FEATURE_STORE_HOME": str(home),
+        "FEATURE_STORE_DYNAMODB_ENDPOINT": f"http://127.0.0.1:{port}",
+    }
+
+
+def run(args: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def step_times(home: Path) -> tuple[float, dict[str, float]]:
+    """(seconds from the run's creation to its first step, each step's seconds) of the
+    newest run in the store's Dagster instance."""
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    record = instance.get_run_records(limit=1)[0]
+    stats = instance.get_run_step_stats(record.dagster_run.run_id)
+    first = min(s.start_time for s in stats if s.start_time)
+    steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats}
+    return first - record.create_timestamp.timestamp(), steps
+
+
+def model_floor(home: Path, day: date) -> float:
+    """The four models' compiled SQL for `day`, run directly in DuckDB (written to Parquet)."""
+    import duckdb
+
+    target = Path(tempfile.mkdtemp(prefix="refresh-compile-"))
+    landing = home / "landing"
+    dbt_vars = {
+        "start_date": day.isoformat(),
+        "end_date": (day + timedelta(days=1)).isoformat(),
+        "landing_dir": str(landing),
+        "staged_path": str(target / "{table}.parquet"),
+    }
+    subprocess.run(
+        [
+            str(BIN / "dbt"),
+            "compile",
+            "--quiet",
+            "--vars",
+            json.dumps(dbt_vars),
+            "--target-path",
+            str(target),
+            "--select",
+            *MODELS,
+        ],
+        cwd=ROOT / "dbt_project",
+        env={**os.environ, "DBT_PROFILES_DIR": str(ROOT / "dbt_project")},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    con = duckdb.connect()
+    started = time.perf_counter()
+    for model in MODELS:
+        sql = next(target.rglob(f"{model}.sql")).read_text()
+        con.execute(f"COPY ({sql}) TO '{target / model}.parquet' (FORMAT parquet)")
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(target, ignore_errors=True)
+    return elapsed
+
+
+def write_floor(home: Path, port: int, day: date) -> tuple[float, int]:
+    """Raw BatchWriteItem of the day's items of every online table, 4 batches in flight."""
+    os.environ["FEATURE_STORE_HOME"] = str(home)
+    os.environ["FEATURE_STORE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    from feature_assets.sdk import FeatureStore
+    from resources.online_items import key_schema, to_item
+
+    store = FeatureStore.from_settings()
+    client = store.online.client
+    batches = []
+    names = []
+    for table in store.tables.values():
+        if not table.online:
+            continue
+        name = f"floor_{uuid.uuid4().hex[:8]}"
+        schema, definitions = key_schema(table)
+        client.create_table(
+            TableName=name,
+            KeySchema=schema,
+            AttributeDefinitions=definitions,
+            BillingMode="PAY_PER_REQUEST",
+        )
+        names.append(name)
+        rows = store.offline.read_partition(table, day).to_dict("records")
+        items = [to_item(table, row) for row in rows]
+        batches += [
+            {name: [{"PutRequest": {"Item": i}} for i in items[s : s + 25]]}
+            for s in range(0, len(items), 25)
+        ]
+
+    def put(request: dict) -> None:
+        while request:
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(put, batches))
+    elapsed = time.perf_counter() - started
+    for name in names:
+        client.delete_table(TableName=name)
+    return elapsed, sum(len(next(iter(b.values()))) for b in batches)
+
+
+def refresh(server: str, users: int, days: int, repeats: int) -> None:
+    from resources.local_dynamodb import start_server, stop_server
+    from tests.builders import free_port
+
+    home = Path(tempfile.mkdtemp(prefix="refresh-home-"))
+    port = free_port()
+    env = env_for(home, port)
+    cli = str(BIN / "feature-store")
+    handle = start_server(home, port, server)
+    try:
+        demo = run(
+            [cli, "demo", "--days", str(days), "--users", str(users), "--server", server], env
+        )
+        day = date.today() - timedelta(days=1)
+        walls, befores, steps = [], [], []
+        for _ in range(repeats):
+            walls.append(run([cli, "backfill", day.isoformat(), day.isoformat()], env))
+            before, per_step = step_times(home)
+            befores.append(before)
+            steps.append(per_step)
+        models = model_floor(home, day)
+        writes, items = write_floor(home, port, day)
+    finally:
+        subprocess.run(
+            [cli, "online-store", "stop"],
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stop_server(handle)
+        shutil.rmtree(home, ignore_errors=True)
+    wall = statistics.median(walls)
+    floors = models + writes
+    print(f"server {server}, {users} users, store built by a {days}-day demo in {demo:.0f} s")
+    print(f"one day, four tables, {repeats} runs: wall median {wall:.1f} s, max {max(walls):.1f} s")
+    print(
+        f"  before the first step (process, imports, definitions, launch): "
+        f"median {statistics.median(befores):.1f} s (of which the run itself "
+        f"{statistics.median(befores) - 0:.1f} s from its creation)"
+    )
+    for key in sorted(steps[0]):
+        values = [s.get(key, 0.0) for s in steps]
+        print(f"  step {key:60} median {statistics.median(values):6.2f} s")
+    print(
+        f"floors: four models' SQL in DuckDB {models:.2f} s; raw BatchWriteItem of {items} "
+        f"items {writes:.2f} s; sum {floors:.2f} s"
+    )
+    print(f"ratio: run / floors = {wall / floors:.1f}x")
+
+
+def stage_rows(work: Path, days: int, rows_per_day: int) -> str:
+    """A run's staged file of `days` x `rows_per_day` valid rows; returns the run id."""
+    import duckdb
+
+    from resources.dbt_manifest import load_project_contract
+    from resources.offline_store import OfflineStore
+
+    table = load_project_contract(ROOT / "dbt_project").tables[RSS_TABLE]
+    store = OfflineStore(root=str(work / "offline"), staging_root=str(work / "staging"))
+    run_id = uuid.uuid4().hex
+    staged = store.staged_path(table, run_id)
+    staged.parent.mkdir(parents=True)
+    features = ", ".join(
+        f"{'(i % 97)::BIGINT' if f.logical_type == 'int' else '(i % 89)::DOUBLE'} AS {f.name}"
+        for f in table.features
+    )
+    duckdb.connect().execute(
+        f"""COPY (SELECT (i % {rows_per_day})::BIGINT AS user_id,
+            DATE '{RSS_FIRST_DAY}' + (i // {rows_per_day})::INT AS feature_date,
+            (DATE '{RSS_FIRST_DAY}' + (i // {rows_per_day})::INT + INTERVAL 1 DAY)::TIMESTAMP
+                AS event_timestamp,
+            TIMESTAMP '{RSS_FIRST_DAY}' AS created_at, {features}
+            FROM range({days * rows_per_day}) r(i)) TO '{staged}' (FORMAT parquet)"""
+    )
+    return run_id
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss, it starts anew at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def rss_child(work: Path, run_id: str, days: int) -> None:
+    """Audit, summarize and publish a staged run, in this fresh process."""
+    from feature_assets.validation.partition import audit_staged
+    from resources.dbt_manifest import load_project_contract
+    from resources.offline_store import OfflineStore
+
+    table = load_project_contract(ROOT / "dbt_project").tables[RSS_TABLE]
+    store = OfflineStore(root=str(work / "offline"), staging_root=str(work / "staging"))
+    baseline = peak_rss_kib()
+    day_list = [RSS_FIRST_DAY + timedelta(days=d) for d in range(days)]
+    started = time.perf_counter()
+    verdicts = audit_staged(store, table, run_id, day_list)
+    assert not any(v.problem for v in verdicts), [v.problem for v in verdicts if v.problem][:1]
+    store.staged_statistics(table, run_id)
+    store.publish(table, run_id, day_list)
+    elapsed = time.perf_counter() - started
+    peak = peak_rss_kib()
+    print(json.dumps({"baseline_kib": baseline, "peak_kib": peak, "seconds": elapsed}))
+
+
+def rss(repeats: int) -> None:
+    rows_per_day = 20_000
+    results = {}
+    for days in (1, 60):
+        runs = []
+        for _ in range(repeats):
+            work = Path(tempfile.mkdtemp(prefix="refresh-rss-"))
+            run_id = stage_rows(work, days, rows_per_day)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.refresh",
+                    "--rss-child",
+                    str(work),
+                    run_id,
+                    str(days),
+                ],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            shutil.rmtree(work, ignore_errors=True)
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+        results[days] = runs
+        peak = statistics.median(r["peak_kib"] for r in runs) / 1024
+        base = statistics.median(r["baseline_kib"] for r in runs) / 1024
+        secs = statistics.median(r["seconds"] for r in runs)
+        print(
+            f"{days:3} day(s) x {rows_per_day} rows: peak RSS median {peak:.0f} MiB "
+            f"(after imports {base:.0f} MiB), check + publish {secs:.2f} s"
+        )
+    one = statistics.median(r["peak_kib"] for r in results[1])
+    sixty = statistics.median(r["peak_kib"] for r in results[60])
+    print(f"peak RSS 60 days / 1 day: {sixty / one:.2f}x (target: within 1.20x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="moto", choices=["moto", "dynamodb-local"])
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=8, help="days the demo builds first")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss", action="store_true")
+    parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        work, run_id, days = args.rss_child
+        rss_child(Path(work), run_id, int(days))
+    elif args.rss:
+        rss(args.repeats)
+    else:
+        refresh(args.server, args.users, args.days, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
