@@ -55,9 +55,9 @@ STAGED_FILE_TEMPLATE = "{table}.parquet"
 # DuckDB vectors of 2,048 rows: ~33k rows per pandera pass); both keep peak RSS flat
 # from 1 to 60 staged days (benchmarks/refresh.py --rss).
 AUDIT_MEMORY_LIMIT = "32MB"
+AUDIT_BATCH_VECTORS = 16
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
-AUDIT_BATCH_VECTORS = 16
 
 
 def partition_day(path: Path) -> date:
