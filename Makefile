@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -35,7 +35,7 @@ ui: install
 # The README's pictures of the Dagster UI and dbt docs, from a fresh 14-day demo store.
 screenshots: install
 	command -v chromium >/dev/null || apt-get install -y chromium
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,docs]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,docs]'
 	$(BIN)/python docs/screenshots.py
 
 stop:

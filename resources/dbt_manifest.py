@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -16,17 +15,14 @@ import yaml
 from feature_assets.kernel.contract import Contract
 from feature_assets.kernel.errors import FeatureDefinitionError
 from feature_assets.kernel.manifest import load_contract
+from resources.dbt_child import dbt_executable
 from resources.on_demand import check_functions
 
 # What a manifest is built from; an edit to any of them makes it stale.
 PROJECT_SOURCES = ("dbt_project.yml", "models", "macros")
 TARGET = "target"
-
-
-def dbt_executable() -> str:
-    """dbt from this interpreter's environment, so an unactivated virtualenv works too."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+# dbt's saved parse, written by `dbt parse` beside the manifest; runs start from it.
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 def manifest_path(project_dir: Path) -> Path:

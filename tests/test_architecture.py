@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import cached_property
 from pathlib import Path
 
 from resources.settings import PROJECT_ROOT
@@ -76,3 +77,28 @@ def test_no_private_dagster_api_outside_tests() -> None:
         if private.search(line) and not line.endswith(KNOWN_PRIVATE)
     ]
     assert offenders == []
+
+
+def test_the_dbt_resource_skips_dbt_version_and_the_unused_adapter(monkeypatch) -> None:
+    import dagster_dbt.core.resource as dagster_dbt_resource
+    from dagster_dbt import DbtCliResource
+
+    from feature_assets.assets.dbt_project import FeatureDbtCliResource
+
+    # The members overridden must still exist upstream, or the overrides do nothing.
+    assert isinstance(vars(DbtCliResource).get("_cli_version"), cached_property)
+    assert callable(vars(DbtCliResource).get("_initialize_dbt_core_adapter"))
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt started a subprocess: {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_subprocess)
+    from resources.dbt_child import run_dbt_executable
+
+    resource = FeatureDbtCliResource(
+        project_dir=str(PROJECT_ROOT / "dbt_project"), dbt_executable=run_dbt_executable()
+    )
+    import dbt.version
+
+    assert str(resource._cli_version) == dbt.version.__version__
+    assert resource._initialize_dbt_core_adapter(["build"]) is None

@@ -6,6 +6,13 @@
         cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as created_at
 {%- endmacro -%}
 
-{#- The first and the day after the last feature_date this run builds (Dagster's window). -#}
-{%- macro build_start_date() -%} cast('{{ var("start_date") }}' as date) {%- endmacro -%}
-{%- macro build_end_date() -%} cast('{{ var("end_date") }}' as date) {%- endmacro -%}
+{#- The first and the day after the last feature_date this run builds (Dagster's window).
+    A run passes them as environment variables read only when executing, so dbt's saved
+    parse stays valid from run to run (changing --vars would force a full parse); the vars
+    are the defaults of `dbt parse`, `dbt docs` and `dbt compile`. -#}
+{%- macro build_start_date() -%} cast('{{ run_value("FEATURE_STORE_BUILD_START", "start_date") }}' as date) {%- endmacro -%}
+{%- macro build_end_date() -%} cast('{{ run_value("FEATURE_STORE_BUILD_END", "end_date") }}' as date) {%- endmacro -%}
+
+{%- macro run_value(env_name, var_name) -%}
+    {%- if execute -%} {{ env_var(env_name, var(var_name)) }} {%- else -%} {{ var(var_name) }} {%- endif -%}
+{%- endmacro -%}

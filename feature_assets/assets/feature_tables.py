@@ -1,8 +1,9 @@
 """Feature tables as daily-partitioned Dagster assets built by dbt."""
 
-import json
+import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from feature_assets.kernel.names import (
     TABLE_NAME_METADATA,
     URI_METADATA,
 )
+from resources.dbt_manifest import PARTIAL_PARSE_FILE, TARGET
 from resources.offline_store import OfflineStore
 
 # Inside a run's staging folder.
@@ -99,17 +101,38 @@ def feature_table_tags(table: FeatureTable) -> dict[str, str]:
     return {FEATURE_TABLE_TAG: "", **{tag: "" for tag in table.tags}}
 
 
-def partitioned_dbt_vars(
-    first_day: date, end_day: date, landing_dir: Path, staged_path_template: str
+def run_environment(
+    first_day: date, end_day: date, landing_dir: Path, staged_path_template: str, project: Path
 ) -> dict[str, str]:
-    """The dbt vars of one build: the feature dates [first_day, end_day) and where to read
-    and write. Run-specific values only, so the same window always gives the same vars."""
+    """What one build's dbt reads from its environment: the feature dates [first_day,
+    end_day), where to read and write, and the project's saved parse to start from.
+
+    Not `--vars`: dbt re-parses the whole project when they change, and they change every
+    run. The macros read these values only when executing, so the parse saved by the
+    project's `dbt parse` stays valid (the landing folder, read by the sources' YAML, makes
+    dbt re-parse that one file when it differs from the parse's)."""
     return {
-        "start_date": first_day.isoformat(),
-        "end_date": end_day.isoformat(),
-        "landing_dir": str(landing_dir),
-        "staged_path": staged_path_template,
+        "FEATURE_STORE_BUILD_START": first_day.isoformat(),
+        "FEATURE_STORE_BUILD_END": end_day.isoformat(),
+        "FEATURE_STORE_LANDING_DIR": str(landing_dir),
+        "FEATURE_STORE_STAGED_PATH": staged_path_template,
+        "DBT_PARTIAL_PARSE_FILE_PATH": str(project / TARGET / PARTIAL_PARSE_FILE),
     }
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ while starting dbt (dagster-dbt passes dbt a copy of it)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def build_feature_table_assets(
@@ -138,20 +161,18 @@ def build_feature_table_assets(
         window = context.partition_time_window
         staging = offline_store.run_staging_dir(context.run.run_id)
         staging.mkdir(parents=True, exist_ok=True)
-        dbt_vars = partitioned_dbt_vars(
+        values = run_environment(
             window.start.date(),
             window.end.date(),
             landing_dir,
             offline_store.staged_path_template(context.run.run_id),
+            Path(project.project_dir),
         )
         # dbt's target folder (~1.4 MB: manifest, run results, log) lives in the run's staging
         # folder, so a run that fails or is killed leaves none behind in the project: the
         # leftover sweep removes staging folders of runs no longer going.
-        invocation = dbt.cli(
-            ["build", "--vars", json.dumps(dbt_vars)],
-            context=context,
-            target_path=staging / DBT_TARGET_DIR,
-        )
+        with environment(values):
+            invocation = dbt.cli(["build"], context=context, target_path=staging / DBT_TARGET_DIR)
         yield from invocation.stream()
         # Dagster has recorded what matters; the staged files stay for the publish checks.
         shutil.rmtree(invocation.target_path, ignore_errors=True)

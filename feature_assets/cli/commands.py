@@ -17,7 +17,7 @@ from feature_assets.kernel.errors import CallerError
 from feature_assets.kernel.refresh_policy import rewrite_horizon
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
-from resources.dbt_manifest import dbt_executable
+from resources.dbt_child import dbt_executable
 from resources.local_dynamodb import reset_signals, running_server, start_server, stop_server
 from resources.online_sync import sync_table
 from resources.settings import PROJECT_ROOT, Settings
