@@ -13,10 +13,10 @@ import contextlib
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -54,10 +54,13 @@ STAGED_FILE_TEMPLATE = "{table}.parquet"
 # The publish check's DuckDB memory (past it, aggregates spill to disk) and batch size (in
 # DuckDB vectors of 2,048 rows: ~33k rows per pandera pass); both keep peak RSS flat
 # from 1 to 60 staged days (benchmarks/refresh.py --rss).
-AUDIT_MEMORY_LIMIT = "32MB"
+AUDIT_MEMORY_LIMIT = "40MB"
 AUDIT_BATCH_VECTORS = 16
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
+
+
+T = TypeVar("T")
 
 
 def partition_day(path: Path) -> date:
@@ -135,26 +138,43 @@ class OfflineStore:
             )
         return f"read_parquet({literal(path)}{', file_row_number = true' if row_numbers else ''})"
 
-    def audit_connection(self) -> duckdb.DuckDBPyConnection:
+    def audit_connection(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """A connection whose memory stays flat: past its limit, aggregates spill to disk."""
-        con = self.connect(memory_limit=AUDIT_MEMORY_LIMIT)
+        con = self.connect(memory_limit=memory_limit or AUDIT_MEMORY_LIMIT)
         con.execute("SET threads = 1")  # one pass at a time keeps the buffers small too
         return con
+
+    def _within_audit_memory(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """`work` on a flat-memory connection; rows wider than its budget fits (DuckDB out of
+        memory) are worked again under the store's own limit, which spills to disk too."""
+        try:
+            return work(self.audit_connection())
+        except duckdb.OutOfMemoryException:
+            return work(self.audit_connection(self.memory_limit))
 
     def staged_batches(self, table: FeatureTable, run_id: str) -> Iterator[pd.DataFrame]:
         """The staged rows in file order, a batch at a time, indexed by row number in the
         file (the first batch always, empty or not, so a schema can see the columns)."""
-        cursor = self.audit_connection().execute(f"SELECT * FROM {self._staged(table, run_id)}")
+        staged = self._staged(table, run_id)
+        memory_limit = None
         start = 0
         while True:
-            batch = cursor.fetch_df_chunk(AUDIT_BATCH_VECTORS)
-            if start and batch.empty:
-                return
-            batch.index = pd.RangeIndex(start, start + len(batch))
-            yield batch
-            if batch.empty:
-                return
-            start += len(batch)
+            try:
+                con = self.audit_connection(memory_limit)
+                cursor = con.execute(f"SELECT * FROM {staged} OFFSET {start}")
+                while True:
+                    batch = cursor.fetch_df_chunk(AUDIT_BATCH_VECTORS)
+                    if start and batch.empty:
+                        return
+                    batch.index = pd.RangeIndex(start, start + len(batch))
+                    yield batch
+                    if batch.empty:
+                        return
+                    start += len(batch)
+            except duckdb.OutOfMemoryException:
+                if memory_limit is not None:
+                    raise
+                memory_limit = self.memory_limit  # rows wider than the budget: go on from here
 
     def staged_duplicates(self, table: FeatureTable, run_id: str) -> pd.DataFrame:
         """Staged rows sharing keys and event time with another row: their keys and event
@@ -164,47 +184,72 @@ class OfflineStore:
             return pd.DataFrame()  # the schema reports the missing column
         unique = ", ".join(ident(c) for c in names)
         staged = self._staged(table, run_id, row_numbers=True)
+        # Grouped by a 64-bit hash, not the columns: the hash table stays small whatever the
+        # key types (string keys ran out of memory under the limit); the few candidates are
+        # then compared by their columns, so a hash collision is no duplicate.
         query = f"""
             WITH shared AS (
-                SELECT {unique} FROM {staged} GROUP BY ALL HAVING count(*) > 1
+                SELECT hash({unique}) AS h FROM {staged} GROUP BY h HAVING count(*) > 1
+            ),
+            candidates AS (
+                SELECT {unique}, file_row_number AS __row,
+                    CAST({ident(table.partition_column)} AS DATE) AS __day
+                FROM {staged} WHERE hash({unique}) IN (SELECT h FROM shared)
             )
-            SELECT {unique}, file_row_number AS __row,
-                CAST({ident(table.partition_column)} AS DATE) AS __day
-            FROM {staged} SEMI JOIN shared USING ({unique})
+            SELECT * FROM candidates
+            QUALIFY count(*) OVER (PARTITION BY {unique}) > 1
             ORDER BY __row
         """
-        return self.audit_connection().sql(query).df()
+
+        def find(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+            con.execute("SET preserve_insertion_order = false")  # the query orders its result
+            return con.sql(query).df()
+
+        return self._within_audit_memory(find)
 
     def staged_statistics(self, table: FeatureTable, run_id: str) -> dict[date, dict]:
         """Per staged day: rows, then per feature null rate and distinct count, and min / max
-        / mean when numeric (keys `<feature>.<statistic>`), from one aggregate pass."""
-        columns = ["count(*)"]
-        for feature in table.features:
-            name = ident(feature.name)
-            columns += [f"count({name})", f"count(DISTINCT {name})"]
-            if feature.logical_type in ("int", "float"):
-                number = f"CASE WHEN isfinite({name}::DOUBLE) THEN {name}::DOUBLE END"
-                columns += [f"min({number})", f"max({number})", f"avg({number})"]
-        day = ident(table.partition_column)
-        query = (
-            f"SELECT CAST({day} AS DATE), {', '.join(columns)} "
-            f"FROM {self._staged(table, run_id)} GROUP BY 1"
-        )
-        stats = {}
-        for values in self.audit_connection().execute(query).fetchall():
-            rows, rest = values[1], list(values[2:])
-            day_stats: dict[str, float | int] = {"rows": rows}
+        / mean when numeric (keys `<feature>.<statistic>`): one aggregate pass of fixed-size
+        states, then one DISTINCT per feature (a grouped DISTINCT spills to disk where a
+        `count(DISTINCT ...)` beside other aggregates ran out of memory under the limit)."""
+        staged = self._staged(table, run_id)
+        day = f"CAST({ident(table.partition_column)} AS DATE)"
+
+        def summarize(con: duckdb.DuckDBPyConnection) -> dict[date, dict]:
+            distinct = {}
             for feature in table.features:
-                present, distinct = rest.pop(0), rest.pop(0)
-                day_stats[f"{feature.name}.null_rate"] = 1 - present / rows
-                day_stats[f"{feature.name}.distinct"] = distinct
+                name = ident(feature.name)
+                distinct[feature.name] = dict(
+                    con.execute(
+                        f"SELECT d, count(*) FROM (SELECT DISTINCT {day} AS d, {name} FROM {staged} "
+                        f"WHERE {name} IS NOT NULL) GROUP BY d"
+                    ).fetchall()
+                )
+            columns = ["count(*)"]
+            for feature in table.features:
+                name = ident(feature.name)
+                columns += [f"count({name})"]
                 if feature.logical_type in ("int", "float"):
-                    for statistic in ("min", "max", "mean"):
-                        value = rest.pop(0)
-                        if value is not None:
-                            day_stats[f"{feature.name}.{statistic}"] = float(value)
-            stats[values[0]] = day_stats
-        return stats
+                    number = f"CASE WHEN isfinite({name}::DOUBLE) THEN {name}::DOUBLE END"
+                    columns += [f"min({number})", f"max({number})", f"avg({number})"]
+            query = f"SELECT {day}, {', '.join(columns)} FROM {staged} GROUP BY 1"
+            stats = {}
+            for values in con.execute(query).fetchall():
+                rows, rest = values[1], list(values[2:])
+                day_stats: dict[str, float | int] = {"rows": rows}
+                for feature in table.features:
+                    present = rest.pop(0)
+                    day_stats[f"{feature.name}.null_rate"] = 1 - present / rows
+                    day_stats[f"{feature.name}.distinct"] = distinct[feature.name].get(values[0], 0)
+                    if feature.logical_type in ("int", "float"):
+                        for statistic in ("min", "max", "mean"):
+                            value = rest.pop(0)
+                            if value is not None:
+                                day_stats[f"{feature.name}.{statistic}"] = float(value)
+                stats[values[0]] = day_stats
+            return stats
+
+        return self._within_audit_memory(summarize)
 
     def staged_types(self, table: FeatureTable, run_id: str) -> dict[str, str]:
         """Each staged column's type as the Parquet file declares it (DuckDB's names)."""
@@ -215,40 +260,44 @@ class OfflineStore:
 
     def publish(self, table: FeatureTable, run_id: str, days: list[date]) -> None:
         """Replace each day's published file with the staged rows of that day (possibly none),
-        from one pass over the staged file: DuckDB writes every day's file beside the table
-        at once, then each is renamed into place."""
+        from one pass over the staged file: DuckDB splits it by day beside the table, then
+        each day's rows are sorted (a day's worth of memory, whatever the window) into a file
+        renamed into place."""
         staged = self._staged(table, run_id)
         order = ", ".join(ident(key) for key in (*table.keys, table.timestamp))
         partition = ident(table.partition_column)
-        beside = (
-            Path(self.root) / table.name / f"{PUBLISH_FOLDER_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
-        )
         published_by = f"{{{literal(PUBLISHED_BY_RUN)}: {literal(run_id)}}}"
-        beside.parent.mkdir(parents=True, exist_ok=True)
-        con = self.audit_connection()  # one thread: each day's file keeps the sort order
         wanted = ", ".join(f"DATE {literal(day.isoformat())}" for day in days)
-        try:
-            con.execute(
-                f"COPY (SELECT * FROM {staged} WHERE {partition} IN ({wanted}) "
-                f"ORDER BY {partition}, {order}) TO {literal(beside)} (FORMAT parquet, "
-                f"PARTITION_BY ({partition}), WRITE_PARTITION_COLUMNS true, "
-                f"KV_METADATA {published_by}, FILENAME_PATTERN 'data_{{i}}')"
-            )
-            for day in days:
-                final = self.partition_path(table, day)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                written = beside / final.parent.name / "data_0.parquet"
-                tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
-                if written.exists():
-                    written.replace(tmp)
-                else:  # no rows that day: an empty file of the same columns
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
+            folder = f"{PUBLISH_FOLDER_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
+            beside = Path(self.root) / table.name / folder
+            beside.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                con.execute(
+                    f"COPY (SELECT * FROM {staged} WHERE {partition} IN ({wanted})) "
+                    f"TO {literal(beside)} (FORMAT parquet, PARTITION_BY ({partition}), "
+                    "WRITE_PARTITION_COLUMNS true)"
+                )
+                for day in days:
+                    final = self.partition_path(table, day)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    split = list((beside / final.parent.name).glob("*.parquet"))
+                    rows = (
+                        f"SELECT * FROM read_parquet({file_list(split)}) ORDER BY {order}"
+                        if split
+                        else f"SELECT * FROM {staged} LIMIT 0"  # no rows that day: an empty file
+                    )
+                    tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
                     con.execute(
-                        f"COPY (SELECT * FROM {staged} LIMIT 0) TO {literal(tmp)} "
+                        f"COPY ({rows}) TO {literal(tmp)} "
                         f"(FORMAT parquet, KV_METADATA {published_by})"
                     )
-                tmp.replace(final)
-        finally:
-            shutil.rmtree(beside, ignore_errors=True)
+                    tmp.replace(final)
+            finally:
+                shutil.rmtree(beside, ignore_errors=True)
+
+        self._within_audit_memory(write)
 
     def discard_staged(self, table: FeatureTable, run_id: str) -> None:
         """Drop one table's staged file; the run's folder goes with its last file.

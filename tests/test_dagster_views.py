@@ -228,3 +228,34 @@ def test_each_day_of_the_online_asset_tells_its_own_items_written(views) -> None
         day: expected.get(day, 0) for day in days_between(FIRST, LAST)
     }
     assert all(m["items_written_by_run"].value == len(newest) for m in written.values())
+
+
+def test_syncing_a_day_again_writes_nothing_and_records_what_it_skipped(views) -> None:
+    """Runs last in this module: it adds a materialization of the last day."""
+    settings, instance, _ = views
+    store = FeatureStore.from_settings(settings)
+    table = store.tables[TABLE]
+    serving = store.offline.rows_to_serve(table, [LAST]).num_rows
+    assert serving > 0
+
+    result = materialize_range(
+        build_definitions(settings),
+        instance,
+        LAST,
+        LAST,
+        asset_selection=[dg.AssetKey(online_asset_path(TABLE))],
+        run_config=QUIET,
+    )
+
+    assert result.success
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(online_asset_path(TABLE)), asset_partitions=[LAST.isoformat()]
+        ),
+        limit=1,
+    ).records[0]
+    metadata = latest.asset_materialization.metadata
+    assert metadata["items_written_by_run"].value == 0
+    assert metadata["items_written"].value == 0
+    assert metadata["items_skipped"].value == serving
+    assert metadata["items_skipped_unchanged"].value == serving

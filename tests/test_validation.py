@@ -135,3 +135,23 @@ def test_publish_writes_every_day_sorted_from_one_pass_and_empty_days_too(
     assert store.read_partition(table, days[2]).empty
     assert list(store.read_partition(table, days[2]).columns) == list(rows.columns)
     assert not list((tmp_path / "offline" / table.name).glob(".publish-*"))
+
+
+def test_rows_wider_than_the_flat_memory_budget_are_audited_and_published_anyway(
+    demo_tables, tmp_path, monkeypatch
+) -> None:
+    # A budget DuckDB cannot work in: each step runs again under the store's own limit.
+    monkeypatch.setattr("resources.offline_store.AUDIT_MEMORY_LIMIT", "1MB")
+    table = demo_tables["user_daily_transactions_7d"]
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    days = [DAY, DAY + timedelta(days=1)]
+    frame = many_rows(table, 200_000, days)
+    frame.loc[1, ["user_id", "event_timestamp", "feature_date"]] = frame.loc[
+        199_999, ["user_id", "event_timestamp", "feature_date"]
+    ].to_numpy()
+    run_id = stage(store, table, frame)
+    verdicts = audit_staged(store, table, run_id, days)
+    assert "duplicate key: 2 rows share" in verdicts[1].problem
+    assert store.staged_statistics(table, run_id)[DAY]["rows"] == 100_000
+    store.publish(table, run_id, days)
+    assert len(store.read_partition(table, days[1])) == 100_000
