@@ -27,7 +27,7 @@ from feature_assets.kernel.contract import (
     EXPIRY_ATTRIBUTE,
     FeatureTable,
 )
-from resources.item_sync import read_items
+from resources.item_sync import read_items, table_creation_time
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
@@ -204,8 +204,10 @@ class ColocatedPart:
     def features(self) -> Sequence[str]:
         return self._features
 
-    def reads_for(self, always_write: bool) -> bool:
-        return True  # the other tables' parts are kept as stored
+    merges = True  # the other tables' parts are kept as stored
+
+    def creation_time(self) -> str:
+        return table_creation_time(self.items.online, self.name)
 
     def read(self, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
         return read_items(self.items.online, self.name, self.items.key_table, keys)

@@ -1,4 +1,4 @@
-"""Change-only online writes: read what is stored, write only what serving needs.
+"""Change-only online writes: compare with what is stored, write only what serving needs.
 
 A sync compares each winning row's item with the stored one (per-table item, or the table's
 part of a co-located item) and writes it only when
@@ -7,16 +7,25 @@ part of a co-located item) and writes it only when
 - the values are the same but the stored expiry lapses before `horizon` (the next scheduled
   refresh plus one more interval of slack).
 
-An item left as it is with the same values but older event time is *deferred*: its key and
-true (newer) event time go to a small ledger beside the table's partitions
-(`<root>/<table>/_online_deferred/<online table>.parquet`). Later syncs rewrite ledger
-entries whose stored expiry nears the horizon (so a served value never expires early while
-refreshes run), and pushes consult it (so a push older than the true event time never
-replaces the served value: newer-wins holds as if every item had been rewritten).
+What is stored is known without reading it: each sync remembers what it leaves in each
+online table (`SyncState`: per key the stored event, created time and expiry, and a digest
+of the values) in `<root>/<table>/_online_state/<online table>.parquet`, with the table's
+creation time. A sync reads items online only where that memory cannot be trusted: keys
+pushed since (pushes write online directly), every key when the table was recreated (a
+restarted embedded store), and whole co-located items it must merge into.
+
+An item left as it is with the same values but an older event time is *deferred*: its true
+(newer) event time is remembered too. Later syncs rewrite deferred items whose stored expiry
+nears the horizon (so a served value never expires early while refreshes run), and pushes
+consult it (so a push older than the true event time never replaces the served value:
+newer-wins holds as if every item had been rewritten).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +48,14 @@ from resources.online_items import iso, key_attributes, key_names, to_item
 from resources.online_store import BATCH_GET_LIMIT, key_text
 from resources.sql import ARROW_TYPES
 
-DEFERRED_FOLDER = "_online_deferred"
+STATE_FOLDER = "_online_state"
 # Rows compared and written per round: bounds memory whatever the range.
 CHUNK_ROWS = 10_000
-EVENT, CREATED, EXPIRES = "__event", "__created", "__stored_expires_at"
+# A remembered item: its times as stored, its expiry, a digest of its values, and for a
+# deferred one the true times of the row it stands for.
+EVENT, CREATED, EXPIRES, DIGEST = "__event", "__created", "__expires_at", "__digest"
+TRUE_EVENT, TRUE_CREATED = "__true_event", "__true_created"
+STATE_TABLE_CREATED, STATE_WRITTEN_NS = b"online_table_created", b"written_ns"
 
 
 class Decision(StrEnum):
@@ -66,7 +79,7 @@ def decide(
     order = _compare_times(stored, item)
     if order > 0:
         return Decision.STORED_NEWER
-    if not all(_same(stored.get(f), item.get(f)) for f in features):
+    if digest(stored, features) != digest(item, features):
         return Decision.WRITE
     if order == 0:
         return Decision.UNCHANGED
@@ -89,16 +102,20 @@ def _compare_times(stored: Mapping[str, Any], item: Mapping[str, Any]) -> int:
     return (a > b) - (a < b)
 
 
-def _same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Equal DynamoDB values: a missing attribute is NULL, numbers compare as numbers
-    (DynamoDB normalizes them: "1e+20" comes back as "100000000000000000000")."""
-    a, b = a or {"NULL": True}, b or {"NULL": True}
-    if "N" in a and "N" in b:
-        try:
-            return Decimal(a["N"]) == Decimal(b["N"])
-        except InvalidOperation:
-            return a == b
-    return a == b
+def digest(item: Mapping[str, Any], features: Sequence[str]) -> str:
+    """The values of an item (or the digest remembered for it): equal for equal DynamoDB
+    values, a missing attribute being NULL and numbers compared as numbers (DynamoDB
+    normalizes them: "1e+20" comes back as "100000000000000000000")."""
+    if DIGEST in item:
+        return item[DIGEST]
+    parts = []
+    for feature in features:
+        ((kind, value),) = (item.get(feature) or {"NULL": True}).items()
+        if kind == "N":
+            with contextlib.suppress(InvalidOperation):
+                value = str(Decimal(value).normalize())
+        parts.append([feature, kind, value])
+    return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16).hexdigest()
 
 
 class Destination(Protocol):
@@ -108,8 +125,10 @@ class Destination(Protocol):
 
     def features(self) -> Sequence[str]: ...
 
-    def reads_for(self, always_write: bool) -> bool:
-        """Whether writing needs the stored items (to compare, or to merge into)."""
+    merges: bool  # puts whole items, the other tables' parts as read
+
+    def creation_time(self) -> str:
+        """When the DynamoDB table was created (a recreated table holds none of its past)."""
         ...
 
     def read(self, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
@@ -166,8 +185,10 @@ class TableItems:
     def features(self) -> Sequence[str]:
         return self.table.feature_names
 
-    def reads_for(self, always_write: bool) -> bool:
-        return not always_write
+    merges = False
+
+    def creation_time(self) -> str:
+        return table_creation_time(self.online, self.name)
 
     def read(self, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
         return read_items(self.online, self.name, self.table, keys)
@@ -185,6 +206,10 @@ class TableItems:
 
     def put(self, items: Iterator[dict[str, Any]], on_written: Callable[[int], None] | None) -> int:
         return self.online.write_items(self.name, items, on_written)
+
+
+def table_creation_time(online: Any, name: str) -> str:
+    return online.client.describe_table(TableName=name)["Table"]["CreationDateTime"].isoformat()
 
 
 def read_items(online: Any, name: str, key_table: FeatureTable, keys: list[tuple]) -> dict:
@@ -214,97 +239,158 @@ def write_changed(
     rows: pa.Table,
     *,
     horizon: int,
-    read_stored: bool = True,
+    remembered: Mapping[tuple, Mapping[str, Any]] | None = None,
+    read_keys: set[tuple] | frozenset[tuple] = frozenset(),
+    empty: bool = False,
     always_write: bool = False,
     on_written: Callable[[int], None] | None = None,
-) -> tuple[SyncCounts, list[dict[str, Any]]]:
-    """Write the rows serving needs; returns the counts and the deferred ledger entries.
-    `read_stored=False` (a table created just now) writes without reading; `always_write`
-    (a forced sync, a resync) writes every row, reading only what a merge needs."""
+) -> tuple[SyncCounts, dict[tuple, dict[str, Any]]]:
+    """Write the rows serving needs; returns the counts and what is now stored per key of
+    `rows` (state entries).
+
+    What is stored comes from `remembered` (a trusted `SyncState`; a key it lacks holds
+    nothing), except for `read_keys`, read online; without `remembered`, every key is read.
+    `empty` (a table created just now) reads nothing. `always_write` (a forced sync, a
+    resync) writes every row. A destination that merges into whole items reads the items it
+    writes."""
     counts = SyncCounts()
-    deferred: list[dict[str, Any]] = []
+    now_stored: dict[tuple, dict[str, Any]] = {}
     features = destination.features()
     for batch in rows.to_batches(max_chunksize=CHUNK_ROWS):
         records = batch.to_pylist()
         keys = [tuple(r[k] for k in table.keys) for r in records]
-        stored = (
-            destination.read(keys) if read_stored and destination.reads_for(always_write) else {}
-        )
-        puts = []
+        if empty:
+            online = {}
+        elif remembered is None:
+            online = destination.read(keys) if not always_write or destination.merges else {}
+        else:
+            online = destination.read([k for k in keys if k in read_keys]) if read_keys else {}
+        decisions = []
         for key, record in zip(keys, records, strict=True):
             item = to_item(table, record)
-            full = stored.get(key)
+            if empty or remembered is None or key in read_keys:
+                stored = destination.part_of(online.get(key))
+            else:
+                stored = _as_item(remembered.get(key))
             decision = (
-                Decision.WRITE
-                if always_write
-                else decide(table, features, destination.part_of(full), item, horizon)
+                Decision.WRITE if always_write else decide(table, features, stored, item, horizon)
             )
+            decisions.append((key, record, item, stored, decision))
+        writes = [key for key, *_, decision in decisions if decision is Decision.WRITE]
+        if destination.merges and not empty:
+            missing = [key for key in writes if key not in online]
+            if missing:
+                online.update(destination.read(missing))
+        puts = []
+        for key, record, item, stored, decision in decisions:
             if decision is Decision.WRITE:
-                puts.append(destination.merged(key, full, item))
+                puts.append(destination.merged(key, online.get(key), item))
                 counts.written_days[record[table.partition_column]] += 1
-            elif decision is Decision.UNCHANGED:
+                now_stored[key] = _entry(item, features)
+                continue
+            entry = _entry(stored, features)
+            if decision is Decision.UNCHANGED:
                 counts.unchanged += 1
             elif decision is Decision.STORED_NEWER:
                 counts.stored_newer += 1
             else:
                 counts.deferred += 1
-                deferred.append(_ledger_entry(table, key, record, destination.part_of(full)))
+                entry[TRUE_EVENT] = item[EVENT_TIMESTAMP_ATTRIBUTE]["S"]
+                entry[TRUE_CREATED] = item.get(CREATED_TIMESTAMP_ATTRIBUTE, {}).get("S")
+            now_stored[key] = entry
         counts.written += destination.put(iter(puts), on_written)
-    return counts, deferred
+    return counts, now_stored
 
 
-def _ledger_entry(
-    table: FeatureTable, key: tuple, record: Mapping[str, Any], stored: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    entry = dict(zip(table.keys, key, strict=True))
-    entry[EVENT] = record[table.timestamp]
-    entry[CREATED] = record.get(table.created_timestamp) if table.created_timestamp else None
-    expiry = (stored or {}).get(EXPIRY_ATTRIBUTE)
-    entry[EXPIRES] = int(expiry["N"]) if expiry else None
-    return entry
+def _entry(item: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
+    """What to remember of a stored item (in the table's item layout)."""
+    expiry = item.get(EXPIRY_ATTRIBUTE)
+    return {
+        EVENT: item[EVENT_TIMESTAMP_ATTRIBUTE]["S"],
+        CREATED: item.get(CREATED_TIMESTAMP_ATTRIBUTE, {}).get("S"),
+        EXPIRES: int(expiry["N"]) if expiry else None,
+        DIGEST: digest(item, features),
+        TRUE_EVENT: item.get(TRUE_EVENT),
+        TRUE_CREATED: item.get(TRUE_CREATED),
+    }
 
 
-class DeferredLedger:
-    """Keys whose stored item carries the right values under an older event time."""
+def _as_item(entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A remembered entry in the item layout `decide` reads (values as their digest)."""
+    if entry is None:
+        return None
+    item: dict[str, Any] = {EVENT_TIMESTAMP_ATTRIBUTE: {"S": entry[EVENT]}, DIGEST: entry[DIGEST]}
+    if entry[CREATED] is not None:
+        item[CREATED_TIMESTAMP_ATTRIBUTE] = {"S": entry[CREATED]}
+    if entry[EXPIRES] is not None:
+        item[EXPIRY_ATTRIBUTE] = {"N": str(entry[EXPIRES])}
+    item[TRUE_EVENT], item[TRUE_CREATED] = entry[TRUE_EVENT], entry[TRUE_CREATED]
+    return item
+
+
+class SyncState:
+    """What the syncs left in one online table for one feature table, per key."""
 
     def __init__(self, root: str | Path, table: FeatureTable, destination: str) -> None:
         self.table = table
-        self.path = Path(root) / table.name / DEFERRED_FOLDER / f"{destination}.parquet"
+        self.path = Path(root) / table.name / STATE_FOLDER / f"{destination}.parquet"
 
     def schema(self) -> pa.Schema:
         fields = [(k, ARROW_TYPES[self.table.key_types[k]]) for k in self.table.keys]
-        fields += [(EVENT, pa.timestamp("us")), (CREATED, pa.timestamp("us"))]
-        return pa.schema([*fields, (EXPIRES, pa.int64())])
+        fields += [(EVENT, pa.string()), (CREATED, pa.string()), (EXPIRES, pa.int64())]
+        fields += [(DIGEST, pa.string()), (TRUE_EVENT, pa.string()), (TRUE_CREATED, pa.string())]
+        return pa.schema(fields)
+
+    def load(self, table_created: str | None) -> tuple[dict[tuple, dict[str, Any]] | None, int]:
+        """(entries, when the sync that saved them began, ns), or (None, 0) when there is
+        nothing to trust: no state, or one saved for an online table since recreated."""
+        if not self.path.exists():
+            return None, 0
+        stored = pq.read_table(self.path)
+        metadata = stored.schema.metadata or {}
+        if table_created is None or metadata.get(STATE_TABLE_CREATED) != table_created.encode():
+            return None, 0
+        entries = {tuple(r[k] for k in self.table.keys): r for r in stored.to_pylist()}
+        return entries, int(metadata.get(STATE_WRITTEN_NS, b"0"))
 
     def entries(self) -> dict[tuple, dict[str, Any]]:
         if not self.path.exists():
             return {}
-        rows = pq.read_table(self.path).to_pylist()
-        return {tuple(r[k] for k in self.table.keys): r for r in rows}
+        return {
+            tuple(r[k] for k in self.table.keys): r for r in pq.read_table(self.path).to_pylist()
+        }
 
-    def due(self, horizon: int) -> list[tuple]:
-        """Keys whose stored expiry lapses before the horizon: they must be rewritten now."""
-        return [
-            key
-            for key, entry in self.entries().items()
-            if entry[EXPIRES] is not None and entry[EXPIRES] <= horizon
+    def save(
+        self, entries: Mapping[tuple, Mapping[str, Any]], table_created: str, written_ns: int
+    ) -> None:
+        rows = [
+            {**dict(zip(self.table.keys, key, strict=True)), **entry}
+            for key, entry in entries.items()
         ]
-
-    def update(self, decided: Sequence[tuple], new: list[dict[str, Any]]) -> None:
-        """Entries of keys decided this sync are replaced by this sync's deferrals."""
-        settled = set(decided)
-        kept = [e for key, e in self.entries().items() if key not in settled]
-        everything = kept + new
-        if not everything:
-            self.clear()
-            return
+        schema = self.schema().with_metadata(
+            {
+                STATE_TABLE_CREATED: table_created.encode(),
+                STATE_WRITTEN_NS: str(written_ns).encode(),
+            }
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(everything, schema=self.schema()), tmp)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
         tmp.replace(self.path)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def due(entries: Mapping[tuple, Mapping[str, Any]], horizon: int) -> list[tuple]:
+        """Deferred keys whose stored expiry lapses before the horizon: rewrite them now."""
+        return [
+            key
+            for key, entry in entries.items()
+            if entry[TRUE_EVENT] is not None
+            and entry[EXPIRES] is not None
+            and entry[EXPIRES] <= horizon
+        ]
 
     def beaten(self, rows: pa.Table) -> list[bool]:
         """Per row: a deferred row of the same key is newer (event time, then created time),
@@ -315,7 +401,7 @@ class DeferredLedger:
         out = []
         for record in rows.to_pylist():
             entry = entries.get(tuple(record[k] for k in self.table.keys))
-            if entry is None:
+            if entry is None or entry[TRUE_EVENT] is None:
                 out.append(False)
                 continue
             created = (
@@ -323,7 +409,7 @@ class DeferredLedger:
             )
             # Strictly newer: on a full tie a push wins, as the conditional write lets it.
             out.append(
-                (iso(entry[EVENT]), _created_text(entry[CREATED]))
+                (entry[TRUE_EVENT], entry[TRUE_CREATED] or "")
                 > (iso(record[self.table.timestamp]), _created_text(created))
             )
         return out

@@ -11,9 +11,10 @@ import pyarrow.compute as pc
 
 from feature_assets.kernel.contract import FeatureTable
 from resources.colocated import ColocatedItems
-from resources.item_sync import DeferredLedger, Destination, SyncCounts, TableItems, write_changed
+from resources.item_sync import Destination, SyncCounts, SyncState, TableItems, write_changed
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore, unavailable_as_error
+from resources.push_log import RACE_MARGIN_NS
 
 
 def destinations(
@@ -42,28 +43,35 @@ def sync_table(
     on_written: Callable[[int], None] | None = None,
 ) -> dict[str, SyncCounts]:
     """Write `rows` (the offline store's winners) where serving needs them; returns the counts
-    per DynamoDB table. Ledger entries falling due by `horizon` are rewritten too. `full` (a
-    resync) writes every row and forgets the ledger."""
+    per DynamoDB table. Deferred items falling due by `horizon` are rewritten too. `full` (a
+    resync) writes every row and remembers only what it wrote."""
     started = time.time_ns()
     results = {}
     for destination in destinations(online, table, services):
         with unavailable_as_error(f"online table {destination.name!r}"):
-            created = destination.ensure()
-        ledger = DeferredLedger(offline.root, table, destination.name)
-        if full:
-            ledger.clear()
-        candidates = rows if full else _with_due(offline, table, rows, ledger.due(horizon))
+            empty = destination.ensure()
+            table_created = destination.creation_time()
+        state = SyncState(offline.root, table, destination.name)
+        remembered, since_ns = (None, 0) if full else state.load(table_created)
+        candidates, read_keys = rows, frozenset()
+        if remembered is not None:
+            candidates = _with_due(offline, table, rows, SyncState.due(remembered, horizon))
+            # Pushes write online directly: what a push since may have changed is read.
+            pushed = offline.push_log.rows_since(table, since_ns - RACE_MARGIN_NS)
+            read_keys = frozenset(_keys(table, pushed)) if pushed is not None else frozenset()
         with unavailable_as_error(f"online table {destination.name!r}"):
-            counts, deferred = write_changed(
+            counts, now_stored = write_changed(
                 destination,
                 table,
                 candidates,
                 horizon=horizon,
-                read_stored=not created,
+                remembered=remembered,
+                read_keys=read_keys,
+                empty=empty,
                 always_write=always_write or full,
                 on_written=on_written if destination.name == online.table_name(table) else None,
             )
-        ledger.update(_keys(table, candidates), deferred)
+        state.save({**(remembered or {}), **now_stored}, table_created, started)
         results[destination.name] = counts
     # A push that landed while this sync wrote may have been overwritten by an older value:
     # pushes are conditional, these writes are not, so re-apply the pushes.
@@ -89,8 +97,8 @@ def apply_pushes(
     have written such a row), those keys get their winning row back."""
     own = (0, 0)
     for destination in destinations(online, table, services):
-        ledger = DeferredLedger(offline.root, table, destination.name)
-        beaten = pa.array(ledger.beaten(rows), pa.bool_())
+        state = SyncState(offline.root, table, destination.name)
+        beaten = pa.array(state.beaten(rows), pa.bool_())
         fresh = rows.filter(pc.invert(beaten))
         if isinstance(destination, TableItems):
             written, kept = online.put_if_newer(table, fresh)
@@ -100,8 +108,15 @@ def apply_pushes(
         lost = rows.filter(beaten)
         if horizon is not None and lost.num_rows:
             winners = offline.latest_rows(table, keys=_keys(table, lost))
-            write_changed(destination, table, winners, horizon=horizon, always_write=True)
-            ledger.update(_keys(table, winners), [])
+            _, now_stored = write_changed(
+                destination, table, winners, horizon=horizon, always_write=True
+            )
+            remembered = state.entries()
+            state.save(
+                {**remembered, **now_stored},
+                destination.creation_time(),
+                time.time_ns(),
+            )
     return own
 
 

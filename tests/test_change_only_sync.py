@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feature_assets.kernel.refresh_policy import refresh_interval, rewrite_horizon
-from resources.item_sync import DeferredLedger
+from resources.item_sync import TRUE_EVENT, SyncState
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.online_sync import apply_pushes, sync_table
@@ -121,29 +121,47 @@ def test_unchanged_values_are_skipped_and_counted(online_server, tmp_path) -> No
     publish_rows(offline, TABLE, [feature_row(1, day2, 10), feature_row(2, day2, 21)])
     second = sync_day(offline, online, day2, end_of(day2) + timedelta(hours=1))
     assert (second.written, second.deferred) == (1, 1)
-    ledger = DeferredLedger(offline.root, TABLE, online.table_name(TABLE))
-    assert list(ledger.entries()) == [(1,)]
+    state = SyncState(offline.root, TABLE, online.table_name(TABLE))
+    assert deferred(state) == [(1,)]
     # Near the stored expiry the deferred item is rewritten, though day 5 has no row of it.
     day5 = FIRST_DAY + timedelta(days=4)
     publish_rows(offline, TABLE, [feature_row(2, day5, 22)])
     later = sync_day(offline, online, day5, end_of(day5) + timedelta(hours=1))
     assert later.written == 2
-    assert ledger.entries() == {}
+    assert deferred(state) == []
     item = online.client.get_item(TableName=online.table_name(TABLE), Key={"user_id": {"N": "1"}})[
         "Item"
     ]
     assert item["event_timestamp"]["S"] == "2026-03-03T00:00:00.000000Z"  # day 2's row
 
 
-def test_the_sync_never_writes_an_older_value_over_a_newer_one(online_server, tmp_path) -> None:
+def deferred(state: SyncState) -> list[tuple]:
+    return [key for key, entry in state.entries().items() if entry[TRUE_EVENT] is not None]
+
+
+@pytest.mark.parametrize("remembered", [False, True])
+def test_the_sync_never_writes_an_older_value_over_a_newer_one(
+    online_server, tmp_path, remembered
+) -> None:
     offline, online = stores(online_server.endpoint, tmp_path)
     day1 = FIRST_DAY
     publish_rows(offline, TABLE, [feature_row(1, day1, 10)])
-    # Another writer stored a newer value than anything published (a push seen by no sync).
+    rows = offline.rows_to_serve(TABLE, [day1])  # chosen before the newer value arrives
     newer = pa.Table.from_pylist([feature_row(1, day1 + timedelta(days=3), 99)])
-    online.put_if_newer(TABLE, newer)
-    counts = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
-    assert (counts.written, counts.stored_newer) == (0, 1)
+    if remembered:
+        # The sync remembers the table; a push lands after the rows were chosen: the pushed
+        # key is read online, not taken from memory.
+        sync_day(offline, online, day1, end_of(day1) + timedelta(minutes=30))
+        offline.push_log.append(TABLE, newer)
+        apply_pushes(offline, online, TABLE, {}, newer)
+    else:
+        online.put_if_newer(TABLE, newer)  # no memory: every key is read
+    horizon = rewrite_horizon(TABLE, end_of(day1) + timedelta(hours=1))
+    counts = sync_table(offline, online, TABLE, {}, rows, horizon=horizon)
+    assert (
+        counts[online.table_name(TABLE)].written,
+        counts[online.table_name(TABLE)].stored_newer,
+    ) == (0, 1)
     read = online.read(TABLE, [{"user_id": 1}], ["value"], now=end_of(day1 + timedelta(days=3)))
     assert read[0].values == {"value": 99}
 
@@ -168,7 +186,7 @@ def test_a_push_older_than_a_deferred_row_is_not_served(online_server, tmp_path)
 
 
 @pytest.mark.parametrize("forced", [False, True])
-def test_a_resync_or_forced_sync_writes_everything_and_forgets_the_ledger(
+def test_a_resync_or_forced_sync_writes_everything_and_forgets_deferrals(
     online_server, tmp_path, forced
 ) -> None:
     offline, online = stores(online_server.endpoint, tmp_path)
@@ -185,4 +203,29 @@ def test_a_resync_or_forced_sync_writes_everything_and_forgets_the_ledger(
             offline, online, TABLE, {}, offline.latest_rows(TABLE), horizon=horizon, full=True
         )
     assert counts[online.table_name(TABLE)].written == 1
-    assert DeferredLedger(offline.root, TABLE, online.table_name(TABLE)).entries() == {}
+    assert deferred(SyncState(offline.root, TABLE, online.table_name(TABLE))) == []
+
+
+def test_an_unchanged_day_costs_no_read_and_no_write_and_a_recreated_table_is_refilled(
+    online_server, tmp_path
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    calls: list[str] = []
+    online.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    day1 = FIRST_DAY
+    publish_rows(offline, TABLE, [feature_row(u, day1, u) for u in range(1, 301)])
+    sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    calls.clear()
+    again = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=2))
+    assert (again.written, again.unchanged) == (0, 300)
+    assert "BatchGetItem" not in calls and "BatchWriteItem" not in calls, calls
+    # The online table is lost (a restarted embedded store) and recreated by someone else:
+    # the sync's memory no longer holds, so it reads, finds nothing and writes everything.
+    online.delete_table(TABLE)
+    online.ensure_table(TABLE)
+    refilled = sync_day(offline, online, day1, end_of(day1) + timedelta(hours=3))
+    assert refilled.written == 300
+    reads = online.read(TABLE, [{"user_id": 7}], ["value"], now=end_of(day1))
+    assert reads[0].values == {"value": 7}
