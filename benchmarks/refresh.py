@@ -10,7 +10,9 @@ imports, definitions, run launch) and each step's own time (from the run's Dagst
 log). Floors: the four models' compiled SQL run directly in DuckDB for that day, and raw
 boto3 BatchWriteItem of the same day's items of the three online tables on the same server
 (same concurrency). Repeats rebuild the same day, as a later refresh the same day does (late
-data): values that did not change are not written again.
+data): values that did not change are not written again. With `--rewrite-all`, the online
+tables and the syncs' memory of them are dropped before each run, so every item is written
+(the cost of a day in which every value changed).
 
 RSS: the publish check's work (batch-wise pandera audit, DuckDB duplicates and statistics,
 one-pass publish) over 1 and 60 staged days of 20,000 rows, each in a fresh process.
@@ -154,7 +156,25 @@ def write_floor(home: Path, port: int, day: date) -> tuple[float, int]:
     return elapsed, sum(len(next(iter(b.values()))) for b in batches)
 
 
-def refresh(server: str, users: int, days: int, repeats: int) -> None:
+def forget_online(home: Path, port: int) -> None:
+    """Drop every online table and the syncs' memory of them: the next sync writes every
+    item of its window (the cost of a day in which every value changed)."""
+    import boto3
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    for name in client.list_tables()["TableNames"]:
+        client.delete_table(TableName=name)
+    for state in (home / "offline").glob("*/_online_state"):
+        shutil.rmtree(state)
+
+
+def refresh(server: str, users: int, days: int, repeats: int, rewrite_all: bool) -> None:
     from resources.local_dynamodb import start_server, stop_server
     from tests.builders import free_port
 
@@ -180,6 +200,8 @@ def refresh(server: str, users: int, days: int, repeats: int) -> None:
         day = date.today() - timedelta(days=1)
         walls, runs, befores, steps = [], [], [], []
         for _ in range(repeats):
+            if rewrite_all:
+                forget_online(home, port)
             walls.append(run([cli, "backfill", day.isoformat(), day.isoformat()], env))
             whole, before, per_step = step_times(home)
             runs.append(whole)
@@ -192,7 +214,10 @@ def refresh(server: str, users: int, days: int, repeats: int) -> None:
         shutil.rmtree(home, ignore_errors=True)
     wall = statistics.median(walls)
     floors = models + writes
-    print(f"one day, four tables, {repeats} runs: wall median {wall:.1f} s, max {max(walls):.1f} s")
+    what = "every item rewritten" if rewrite_all else "nothing changed"
+    print(
+        f"one day ({what}), four tables, {repeats} runs: wall median {wall:.1f} s, max {max(walls):.1f} s"
+    )
     print(
         f"  outside the run (process start, imports, definitions, instance): "
         f"{wall - statistics.median(runs):.1f} s; the run {statistics.median(runs):.1f} s, "
@@ -307,6 +332,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=8, help="days the demo builds first")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--rewrite-all",
+        action="store_true",
+        help="drop the online tables before each run: every item is written, as on a day "
+        "in which every value changed",
+    )
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -316,7 +347,7 @@ def main() -> None:
     elif args.rss:
         rss(args.repeats)
     else:
-        refresh(args.server, args.users, args.days, args.repeats)
+        refresh(args.server, args.users, args.days, args.repeats, args.rewrite_all)
 
 
 if __name__ == "__main__":
