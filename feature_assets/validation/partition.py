@@ -34,10 +34,12 @@ def partition_schema(
         for key in table.keys
     }
     columns[table.timestamp] = pa.Column(nullable=False)
+    wanted = pd.to_datetime(pd.Series(days, dtype=object))
     columns[table.partition_column] = pa.Column(
         nullable=False,
         checks=pa.Check(
-            lambda s: pd.to_datetime(s).dt.date.isin(set(days)),
+            # Compared as timestamps: `.dt.date` makes a Python object per row.
+            lambda s: pd.to_datetime(s).dt.normalize().isin(wanted),
             error=f"{table.partition_column} outside the partitions being built",
         ),
     )
