@@ -334,6 +334,8 @@ class SyncState:
     def __init__(self, root: str | Path, table: FeatureTable, destination: str) -> None:
         self.table = table
         self.path = Path(root) / table.name / STATE_FOLDER / f"{destination}.parquet"
+        # The deferred entries alone, which every push consults: a few rows, not one per entity.
+        self.deferred_path = self.path.with_name(f"{destination}.deferred.parquet")
 
     def schema(self) -> pa.Schema:
         fields = [(k, ARROW_TYPES[self.table.key_types[k]]) for k in self.table.keys]
@@ -374,12 +376,17 @@ class SyncState:
             }
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-        tmp.replace(self.path)
+        deferred = [row for row in rows if row[TRUE_EVENT] is not None]
+        # The deferred file first: a crash between the two leaves it ahead of the state,
+        # which only makes pushes more careful.
+        for path, part in ((self.deferred_path, deferred), (self.path, rows)):
+            tmp = path.with_suffix(".tmp")
+            pq.write_table(pa.Table.from_pylist(part, schema=schema), tmp)
+            tmp.replace(path)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.deferred_path.unlink(missing_ok=True)
 
     @staticmethod
     def due(entries: Mapping[tuple, Mapping[str, Any]], horizon: int) -> list[tuple]:
@@ -395,7 +402,12 @@ class SyncState:
     def beaten(self, rows: pa.Table) -> list[bool]:
         """Per row: a deferred row of the same key is newer (event time, then created time),
         so the row must not be served even though the stored item looks older."""
-        entries = self.entries()
+        if not self.deferred_path.exists():
+            return [False] * rows.num_rows
+        entries = {
+            tuple(r[k] for k in self.table.keys): r
+            for r in pq.read_table(self.deferred_path).to_pylist()
+        }
         if not entries:
             return [False] * rows.num_rows
         out = []
