@@ -166,13 +166,6 @@ class SyncCounts:
     def skipped(self) -> int:
         return self.unchanged + self.stored_newer + self.deferred
 
-    def add(self, other: SyncCounts) -> None:
-        self.written += other.written
-        self.unchanged += other.unchanged
-        self.stored_newer += other.stored_newer
-        self.deferred += other.deferred
-        self.written_days.update(other.written_days)
-
 
 class TableItems:
     """A feature table's own online items."""

@@ -126,9 +126,6 @@ class OfflineStore:
 
     # --- write, audit, publish ------------------------------------------------------------
 
-    def read_staged(self, table: FeatureTable, run_id: str) -> pd.DataFrame:
-        return duckdb.connect().sql(f"SELECT * FROM {self._staged(table, run_id)}").df()
-
     def _staged(self, table: FeatureTable, run_id: str, *, row_numbers: bool = False) -> str:
         path = self.staged_path(table, run_id)
         if not path.exists():
