@@ -345,15 +345,26 @@ class SyncState:
         metadata = stored.schema.metadata or {}
         if table_created is None or metadata.get(STATE_TABLE_CREATED) != table_created.encode():
             return None, 0
-        entries = {tuple(r[k] for k in self.table.keys): r for r in stored.to_pylist()}
-        return entries, int(metadata.get(STATE_WRITTEN_NS, b"0"))
+        return self._by_key(stored), int(metadata.get(STATE_WRITTEN_NS, b"0"))
 
     def entries(self) -> dict[tuple, dict[str, Any]]:
+        return self._by_key(pq.read_table(self.path)) if self.path.exists() else {}
+
+    def _by_key(self, stored: pa.Table) -> dict[tuple, dict[str, Any]]:
+        return {tuple(r[k] for k in self.table.keys): r for r in stored.to_pylist()}
+
+    def update(self, now_stored: Mapping[tuple, Mapping[str, Any]]) -> None:
+        """Replace the entries of some keys, keeping what the state was saved for (its
+        online table and the time its sync began: pushes since are still read next time).
+        Without a saved state there is nothing to keep: the next sync reads every key."""
         if not self.path.exists():
-            return {}
-        return {
-            tuple(r[k] for k in self.table.keys): r for r in pq.read_table(self.path).to_pylist()
-        }
+            return
+        metadata = pq.read_schema(self.path).metadata or {}
+        self.save(
+            {**self.entries(), **now_stored},
+            metadata[STATE_TABLE_CREATED].decode(),
+            int(metadata[STATE_WRITTEN_NS]),
+        )
 
     def save(
         self, entries: Mapping[tuple, Mapping[str, Any]], table_created: str, written_ns: int
@@ -397,10 +408,7 @@ class SyncState:
         so the row must not be served even though the stored item looks older."""
         if not self.deferred_path.exists():
             return [False] * rows.num_rows
-        entries = {
-            tuple(r[k] for k in self.table.keys): r
-            for r in pq.read_table(self.deferred_path).to_pylist()
-        }
+        entries = self._by_key(pq.read_table(self.deferred_path))
         if not entries:
             return [False] * rows.num_rows
         out = []

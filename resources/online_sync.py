@@ -111,12 +111,7 @@ def apply_pushes(
             _, now_stored = write_changed(
                 destination, table, winners, horizon=horizon, always_write=True
             )
-            remembered = state.entries()
-            state.save(
-                {**remembered, **now_stored},
-                destination.creation_time(),
-                time.time_ns(),
-            )
+            state.update(now_stored)
     return own
 
 

@@ -229,3 +229,28 @@ def test_an_unchanged_day_costs_no_read_and_no_write_and_a_recreated_table_is_re
     assert refilled.written == 300
     reads = online.read(TABLE, [{"user_id": 7}], ["value"], now=end_of(day1))
     assert reads[0].values == {"value": 7}
+
+
+def test_a_raced_push_older_than_a_deferred_row_gets_the_winner_back_and_is_read_next_time(
+    online_server, tmp_path
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day1, day2 = FIRST_DAY, FIRST_DAY + timedelta(days=1)
+    publish_rows(offline, TABLE, [feature_row(1, day1, 10)])
+    sync_day(offline, online, day1, end_of(day1) + timedelta(hours=1))
+    publish_rows(offline, TABLE, [feature_row(1, day2, 10)])
+    assert sync_day(offline, online, day2, end_of(day2) + timedelta(hours=1)).deferred == 1
+    state = SyncState(offline.root, TABLE, online.table_name(TABLE))
+    created = online.client.describe_table(TableName=online.table_name(TABLE))["Table"]
+    _, stamped = state.load(created["CreationDateTime"].isoformat())
+    # A push older than the deferred row reached the store before the deferral was known
+    # (it raced the sync): re-applied with the sync's horizon, the key gets its winner back.
+    late = {**feature_row(1, day2, 55), "event_timestamp": end_of(day1) + timedelta(hours=12)}
+    offline.push_log.append(TABLE, pa.Table.from_pylist([late]))
+    online.put_if_newer(TABLE, pa.Table.from_pylist([late]))
+    horizon = rewrite_horizon(TABLE, end_of(day2) + timedelta(hours=1))
+    apply_pushes(offline, online, TABLE, {}, pa.Table.from_pylist([late]), horizon=horizon)
+    read = online.read(TABLE, [{"user_id": 1}], ["value"], now=end_of(day2))
+    assert read[0].values == {"value": 10}
+    # The state still dates from its sync, so the next sync reads the pushed key online.
+    assert state.load(created["CreationDateTime"].isoformat())[1] == stamped
