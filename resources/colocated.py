@@ -3,11 +3,11 @@ the service, so reading it is one GetItem / BatchGetItem round trip.
 
 Each table's part of the item is its own: `<table>__<feature>` attributes plus
 `<table>__event_timestamp`, `<table>__created_timestamp` and `<table>__expires_at`, so the
-TTL holds per table (reads apply it, as for a table's own items) and one table's writer
-never touches another's attributes. Writes are UpdateItems conditional on that table's
-event time (then created time) being older or equal: the same newer-wins rule as the
-table's own items, whoever writes (the sync, a push) and in whatever order. A forced sync
-(a correction) writes unconditionally.
+TTL holds per table (reads apply it, as for a table's own items). A push writes its part
+by UpdateItem, conditional on that table's event time (then created time) being older or
+equal: the same newer-wins rule as the table's own items. A sync decides change-only, as
+for the table's own items (`resources.item_sync`), and puts whole items: the other tables'
+parts as read (`ColocatedPart`).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ DATA_FILE = "data.parquet"
 # A Dagster run id: a run's staging folder is named after it.
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
 # Where a run's dbt build writes each table: `{table}` is replaced by the table's name, by
-# the `external_location` macro (the template reaches dbt as the `staged_path` var).
+# the `external_location` macro (the template reaches dbt as FEATURE_STORE_STAGED_PATH).
 STAGED_FILE_TEMPLATE = "{table}.parquet"
 # The publish check's DuckDB memory (past it, aggregates spill to disk) and batch size (in
 # DuckDB vectors of 2,048 rows: ~33k rows per pandera pass); both keep peak RSS flat

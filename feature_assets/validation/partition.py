@@ -102,7 +102,7 @@ def audit_staged(
     Memory stays flat whatever the size: pandera sees one batch of rows at a time, and the
     one check across batches (keys and event time unique) is a DuckDB aggregate that spills
     to disk past the store's audit memory limit. Failure cases are kept as samples
-    (`SAMPLE_CASES` per column and check) and counted in full."""
+    (`SAMPLE_CASES` per column, check and day) and counted in full."""
     try:
         check_time_types(table, store.staged_types(table, run_id), days)
     except PartitionValidationError as error:
