@@ -36,7 +36,26 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-GROUPS = ["user_category", "user", "customer", "raw_sources"]
+GROUPS = ["user_category", "user", "customer", "raw_sources", "monitoring"]
+# The service whose served reads the pictures drift on purpose (DRIFTED_READS).
+DRIFTED = "fraud_detection_v2"
+# Reads of DRIFTED scoring larger transactions than its training set held (the demo's own
+# reads draw amounts from lognormal(3.5, 1)).
+DRIFTED_READS = """
+import random
+from dataclasses import replace
+from resources.settings import Settings
+from feature_assets.sdk import FeatureStore
+store = FeatureStore.from_settings(replace(Settings.from_env(), serving_log_rate=1.0))
+table = store.tables["user_daily_transactions_7d"]
+users = sorted(store.offline.latest_rows(table).column("user_id").to_pylist())
+rng = random.Random(1)
+for _ in range(10):
+    rows = [{"user_id": rng.choice(users), "amount": round(rng.lognormvariate(5.0, 1.0), 2),
+             "usd_rate": round(rng.uniform(1.0, 1.1), 4)} for _ in range(100)]
+    store.get_online_features(SERVICE, rows)
+store.close()
+""".replace("SERVICE", repr(DRIFTED))
 
 
 def expand_groups(page: Page) -> None:
@@ -88,6 +107,14 @@ PAGES: list[tuple[str, str, str, Callable[[Page], None], int]] = [
         open_second_day,
         1000,
     ),
+    (
+        "dagster_drift_checks.png",
+        "ui",
+        f"/assets/monitoring/{DRIFTED}_drift?view=checks",
+        nothing,
+        1000,
+    ),
+    ("monitoring_report.png", "report", f"/{DRIFTED}.html", nothing, 1800),
     ("dbt_docs_home.png", "docs", "/#!/overview", nothing, 1000),
     ("dbt_docs_model.png", "docs", f"/#!/model/model.feature_store.{TABLE}", nothing, 1400),
 ]
@@ -162,12 +189,20 @@ def main() -> int:
         print("building a 14-day demo store ...")
         demo = [*CLI, "demo", "--days", "14", "--users", "500", "--transactions-per-day", "5000"]
         subprocess.run(demo, env=env, check=True, stdout=subprocess.DEVNULL)
+        print(f"serving {DRIFTED} reads that drift, then `feature-store monitor` ...")
+        subprocess.run([sys.executable, "-c", DRIFTED_READS], env=env, check=True)
+        subprocess.run([*CLI, "monitor"], env=env, check=True, stdout=subprocess.DEVNULL)
+        report = home / "monitoring" / datetime.now(UTC).date().isoformat()
         ui_port, docs_port = free_port(), free_port()
         with (
             server(["ui", "--port", str(ui_port)], env, home / "ui.log") as ui,
             server(["catalog", "--port", str(docs_port)], env, home / "docs.log") as docs,
         ):
-            bases = {"ui": f"http://127.0.0.1:{ui_port}", "docs": f"http://127.0.0.1:{docs_port}"}
+            bases = {
+                "ui": f"http://127.0.0.1:{ui_port}",
+                "docs": f"http://127.0.0.1:{docs_port}",
+                "report": report.as_uri(),
+            }
             wait_http(f"{bases['ui']}/server_info", 600, ui, home / "ui.log")
             wait_http(f"{bases['docs']}/", 600, docs, home / "docs.log")
             with sync_playwright() as playwright:

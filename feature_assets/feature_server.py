@@ -97,6 +97,12 @@ class FeatureServer(HTTPServer):
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.store_calls.shutdown(wait=False, cancel_futures=True)
 
+    def drain(self) -> None:
+        """Wait for the requests under way (each bounded by its deadline and the socket
+        timeout), so every answer sent is in the serving log before it is closed."""
+        self.workers.shutdown(wait=True, cancel_futures=True)
+        self.store_calls.shutdown(wait=True, cancel_futures=True)
+
 
 def _refuse_busy(request: socket) -> None:
     body = json.dumps({"error": "server busy; retry", "request_id": None}).encode()
@@ -161,7 +167,7 @@ def make_server(
             self._handle("PATCH")
 
         def _handle(self, method: str) -> None:
-            request_id = uuid.uuid4().hex[:12]
+            request_id = self.request_id = uuid.uuid4().hex[:12]
             started = time.monotonic()
             deadline = started + request_deadline
             status: int = HTTPStatus.INTERNAL_SERVER_ERROR
@@ -269,7 +275,7 @@ def make_server(
             result = _within(
                 deadline,
                 lambda: store.get_online_features(
-                    features, entities, full_feature_names=full_names
+                    features, entities, full_feature_names=full_names, request_id=self.request_id
                 ),
             )
             return {"results": result.rows, "statuses": result.statuses}

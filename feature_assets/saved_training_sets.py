@@ -13,6 +13,8 @@ from feature_assets.kernel.contract import FeatureRequest
 from resources.offline_store import OfflineStore, partition_day
 
 MANIFEST = "manifest.json"
+# Per feature service, the saved training set its model was trained on: drift's reference.
+REFERENCES = Path("_monitoring") / "references"
 DATA = "data.parquet"
 ENTITIES = "entities.parquet"
 
@@ -78,3 +80,22 @@ def changed_partitions(saved: dict[str, Any], current: dict[str, Any]) -> list[s
                 changes.append(f"{table} {day}")
         changes += [f"{table} {day} (new)" for day in now if day not in entry["partitions"]]
     return changes
+
+
+def record_reference(offline_root: str | Path, service: str, directory: Path) -> None:
+    """Make a saved training set the reference that `service`'s served values are compared
+    with (the latest one saved for the service, unless set again)."""
+    path = Path(offline_root) / REFERENCES / f"{service}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"training_set": str(directory.resolve())}))
+    tmp.replace(path)
+
+
+def reference_for(offline_root: str | Path, service: str) -> Path | None:
+    """The saved training set recorded for `service`, if any (and still there)."""
+    path = Path(offline_root) / REFERENCES / f"{service}.json"
+    if not path.exists():
+        return None
+    directory = Path(json.loads(path.read_text())["training_set"])
+    return directory if (directory / DATA).exists() else None

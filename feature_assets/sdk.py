@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from resources.offline_store import OfflineStore
 from resources.on_demand import compute, request_column, stored_column
 from resources.online_store import OnlineStore
 from resources.online_sync import apply_pushes
+from resources.serving_log import ServedColumn, ServingLog
 from resources.settings import Settings
 from resources.training_set import TrainingSet
 
@@ -76,7 +78,11 @@ class FeatureStore:
         online: OnlineStore,
         services: Mapping[str, FeatureService] | None = None,
         on_demand: Mapping[str, OnDemandFeature] | None = None,
+        serving_log: ServingLog | None = None,
     ) -> None:
+        """`serving_log`: where the online reads log what they served (sampled); None logs
+        nothing."""
+        self.serving_log = serving_log
         self.contract = Contract(
             tables=dict(tables),
             services=dict(services or {}),
@@ -99,13 +105,27 @@ class FeatureStore:
         """The dbt project's contract and both stores, from `settings` (default: environment)."""
         settings = settings or Settings.from_env()
         contract = load_project_contract(settings.dbt_project_dir)
+        offline = OfflineStore.from_settings(settings)
+        rate = settings.serving_log_rate
         return cls(
             contract.tables,
-            OfflineStore.from_settings(settings),
+            offline,
             OnlineStore.from_settings(settings),
             contract.services,
             contract.on_demand,
+            ServingLog(offline.root, sample_rate=rate) if rate > 0 else None,
         )
+
+    def close(self) -> None:
+        """Write what the serving log holds (reads after this are not logged)."""
+        if self.serving_log is not None:
+            self.serving_log.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def resolve(
         self, features: Sequence[str] | str, *, full_feature_names: bool = False
@@ -124,9 +144,12 @@ class FeatureStore:
         *,
         full_feature_names: bool = False,
         now: datetime | None = None,
+        request_id: str | None = None,
     ) -> OnlineFeatures:
         """Latest values for each entity row, TTL applied at read time (as the training-set
-        join), then on-demand features computed from them and the rows' request fields."""
+        join), then on-demand features computed from them and the rows' request fields.
+        With a serving log, the answer is logged (sampled) under `request_id` (default: a
+        new one) at `now` (default: the time of the read)."""
         full_feature_names = self._full_names(features, full_feature_names)
         resolved = self.resolve(features, full_feature_names=full_feature_names)
         offline_only = sorted(r.table.name for r in resolved.stored if not r.table.online)
@@ -173,7 +196,42 @@ class FeatureStore:
             ):
                 for row, value in zip(rows, values[output].to_pylist(), strict=True):
                     row[name] = value
+        if self.serving_log is not None:
+            self._log_served(
+                features, resolved, full_feature_names, rows, statuses, now, request_id
+            )
         return OnlineFeatures(rows, statuses)
+
+    def _log_served(
+        self,
+        features: Sequence[str] | str,
+        resolved: ResolvedFeatures,
+        full_feature_names: bool,
+        rows: list[dict[str, Any]],
+        statuses: list[dict[str, str]],
+        now: datetime | None,
+        request_id: str | None,
+    ) -> None:
+        columns = [
+            ServedColumn(name, request.table.name, stored=True)
+            for request in resolved.stored
+            for name in request.output_names(full_feature_names)
+        ]
+        columns += [
+            ServedColumn(name, request.feature.name, stored=False)
+            for request in resolved.on_demand
+            for name in request.output_names(full_feature_names)
+        ]
+        keys = dict.fromkeys(k for request in resolved.stored for k in request.table.keys)
+        self.serving_log.record(
+            request_id or uuid.uuid4().hex[:12],
+            (now or datetime.now(UTC)).astimezone(UTC),
+            features if isinstance(features, str) and features in self.services else None,
+            columns,
+            list(keys),
+            rows,
+            statuses,
+        )
 
     def push(
         self,
@@ -275,8 +333,27 @@ class FeatureStore:
         )
         rows = pq.ParquetFile(directory / saved_training_sets.DATA).metadata.num_rows
         manifest = saved_training_sets.new_manifest(references, options, rows, inputs)
+        service = features if isinstance(features, str) and features in self.services else None
+        manifest["feature_service"] = service
         saved_training_sets.write_manifest(directory, manifest)
+        if service is not None:
+            # The model of this service is trained on it: its served values drift from it.
+            saved_training_sets.record_reference(self.offline.root, service, directory)
         return manifest
+
+    def set_monitoring_reference(self, service: str, directory: str | Path) -> None:
+        """Compare `service`'s served values with this saved training set from now on."""
+        if service not in self.services:
+            raise FeatureReferenceError(
+                f"unknown feature service {service!r}; known: {sorted(self.services)}"
+            )
+        directory = Path(directory)
+        if not (directory / saved_training_sets.DATA).exists():
+            raise FeatureReferenceError(
+                f"feature service {service!r}: {directory} holds no saved training set "
+                f"({saved_training_sets.DATA} missing)"
+            )
+        saved_training_sets.record_reference(self.offline.root, service, directory)
 
     def rebuild_training_set(self, directory: str | Path, output_path: str | Path) -> Path:
         """Rebuild a saved training set from its manifest; refuses if its partitions changed."""

@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
+from feature_assets.kernel.errors import CallerError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8766
 # botocore attempts per DynamoDB call, before the sync step's own (Dagster) retry.
@@ -46,6 +48,8 @@ class Settings:
     table_prefix: str
     partition_start_date: str
     dynamodb_max_attempts: int = DEFAULT_DYNAMODB_MAX_ATTEMPTS
+    # Share of online reads whose answers are logged for monitoring (0: none).
+    serving_log_rate: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +72,7 @@ class Settings:
             dynamodb_max_attempts=int(
                 os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", DEFAULT_DYNAMODB_MAX_ATTEMPTS)
             ),
+            serving_log_rate=_rate("FEATURE_STORE_SERVING_LOG_RATE"),
         )
 
     @property
@@ -99,5 +104,21 @@ class Settings:
         return self.home / "catalog"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """Where the drift reports go, one folder per day."""
+        return self.home / "monitoring"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+
+def _rate(variable: str) -> float:
+    raw = os.environ.get(variable, "").strip()
+    try:
+        rate = float(raw) if raw else 0.0
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise CallerError(f"{variable}={raw!r}: give a share of requests between 0 and 1")
+    return rate

@@ -6,7 +6,7 @@ import dagster as dg
 
 from feature_assets.kernel.contract import FeatureTable, format_duration
 from feature_assets.kernel.dates import last_complete_day
-from feature_assets.kernel.names import refresh_job
+from feature_assets.kernel.names import MONITORING_JOB, refresh_job
 from feature_assets.kernel.refresh_policy import refresh_cron, refresh_interval
 
 
@@ -35,5 +35,29 @@ def build_refresh_schedule(
         if day is None:
             return dg.SkipReason("no complete daily partition yet")
         return dg.RunRequest(run_key=f"{day}@{tick.isoformat()}", partition_key=day.isoformat())
+
+    return _schedule
+
+
+def build_monitoring_schedule(
+    partitions_def: dg.DailyPartitionsDefinition,
+) -> dg.ScheduleDefinition:
+    """Drift of the day just ended (all its served reads are logged) and parity as of now."""
+
+    @dg.schedule(
+        name=f"{MONITORING_JOB}_daily",
+        cron_schedule="30 0 * * *",
+        job_name=MONITORING_JOB,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Daily at 00:30 UTC: drift of each feature service over the day before, and "
+        "online/offline parity of each online table.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        tick = context.scheduled_execution_time or datetime.now(UTC)
+        day = last_complete_day(partitions_def.start.date(), tick)
+        if day is None:
+            return dg.SkipReason("no complete day to monitor yet")
+        return dg.RunRequest(run_key=f"monitor-{day}", partition_key=day.isoformat())
 
     return _schedule

@@ -67,8 +67,8 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monke
         assert not DBT_LOG_LINES.search(output + demo.stderr), output + demo.stderr
         (log,) = re.findall(r"its log: (\S+)\)", output)
         assert DBT_LOG_LINES.search(Path(log).read_text())
-        assert "[4/5] plain boto3 get_item" in output and "'N':" in output
-        training = output.split("[5/5] training set")[1].split("\n\n")[0].splitlines()[2:]
+        assert "[4/6] plain boto3 get_item" in output and "'N':" in output
+        training = output.split("[5/6] training set")[1].split("\n\n")[0].splitlines()[2:]
         assert len(training) >= 2 and not any("NaN" in row or "<NA>" in row for row in training)
 
         server = running_server(tmp_path)
@@ -98,6 +98,16 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monke
         assert any(set(s.values()) == {"present"} for s in together.statuses)
         assert "feature service fraud_detection_v2 (on-demand" in output
         assert "push of a fresh value (1 item written)" in output
+        # Monitoring: each model's training set, reads served and logged, drift and parity.
+        monitoring = output.split("[6/6] monitoring")[1].split("\n\n")[0]
+        for service in store.services:
+            assert re.search(
+                rf"^  {service} +(no drift|\d+ of \d+ features drifted)", monitoring, re.M
+            )
+        for name in ("user_daily_transactions_7d", "customer_daily_balance_30d"):
+            assert re.search(rf"^  {name} +ok: ", monitoring, re.M), monitoring
+        (index,) = re.findall(r"^report: (\S+)$", monitoring, re.M)
+        assert "fraud_detection_v2.html" in Path(index).read_text()
         # Dagster's partitions (for `make ui` too) start at the first day the demo built.
         monkeypatch.setenv("FEATURE_STORE_HOME", str(tmp_path))
         monkeypatch.delenv("FEATURE_STORE_START_DATE", raising=False)

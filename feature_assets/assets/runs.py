@@ -12,7 +12,7 @@ import dagster as dg
 from filelock import FileLock
 
 from feature_assets.kernel.dates import range_tags
-from feature_assets.kernel.names import PIPELINE_JOB, RAW_GROUP
+from feature_assets.kernel.names import MONITORING_JOB, PIPELINE_JOB, RAW_GROUP
 from resources.offline_store import OfflineStore
 from resources.settings import Settings
 from sensors.dead_runs import owner_tags, reap_dead_runs
@@ -105,6 +105,20 @@ def materialize_range(
         raise_on_error=raise_on_error,
         tags={**range_tags(first, last), **owner_tags()},
         run_id=run_id,
+    )
+
+
+def run_monitoring(
+    defs: dg.Definitions, instance: dg.DagsterInstance, day: date
+) -> dg.ExecuteInProcessResult:
+    """One run of the monitoring job: drift of every service on `day`, parity as of now."""
+    reap_dead_runs(instance)
+    return defs.resolve_job_def(MONITORING_JOB).execute_in_process(
+        instance=instance,
+        partition_key=day.isoformat(),
+        run_config=QUIET_RUN_CONFIG,
+        raise_on_error=False,
+        tags=owner_tags(),
     )
 
 

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "search": commands.cmd_search,
         "freshness": commands.cmd_freshness,
         "catalog": commands.cmd_catalog,
+        "monitor": commands.cmd_monitor,
         "demo": demo.cmd_demo,
     }
     try:

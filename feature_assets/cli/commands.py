@@ -7,6 +7,7 @@ fast.
 import argparse
 import os
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -164,31 +165,45 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
+    import signal
 
     from feature_assets.feature_server import make_server
 
     token = os.environ.get("FEATURE_STORE_SERVER_TOKEN") or None
-    server = make_server(
-        FeatureStore.from_settings(settings),
-        args.host,
-        args.port,
-        token=token,
-        allow_anonymous=args.no_auth,
-    )
+    if args.log_rate is not None:
+        settings = replace(settings, serving_log_rate=args.log_rate)
+    store = FeatureStore.from_settings(settings)
+    server = make_server(store, args.host, args.port, token=token, allow_anonymous=args.no_auth)
     # The access log (one line per request, with its request id) goes to stderr.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(
-        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})",
+        f"feature server on http://{args.host}:{args.port} (token {'required' if token else 'off'})"
+        f", serving log rate {settings.serving_log_rate:g}",
         flush=True,
     )
     reset_signals()
+    # SIGTERM stops as Ctrl-C does: the requests under way finish and the log is written.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        server.drain()
+        store.close()
+        if store.serving_log is not None:
+            stats = store.serving_log.stats()
+            print(
+                f"serving log: {stats.written_rows} rows written, {stats.dropped_rows} dropped",
+                flush=True,
+            )
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
@@ -251,6 +266,49 @@ def cmd_freshness(args: argparse.Namespace, settings: Settings) -> int:
     rows = _registry(settings).freshness(args.now or datetime.now(UTC))
     render.print_rows(render.freshness_rows(rows), args.json)
     return 1 if any(r.stale for r in rows) else 0
+
+
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    return 0 if monitor(settings, args.day or datetime.now(UTC).date()) else 1
+
+
+def monitor(settings: Settings, day: date) -> bool:
+    """Run the monitoring job for `day`, print what it found and write the report's index;
+    whether parity held everywhere (drift only warns)."""
+    from feature_assets.assets.build import build_definitions
+    from feature_assets.assets.monitoring import load_results
+    from feature_assets.assets.runs import persistent_instance, run_monitoring
+    from feature_assets.monitoring.drift import Thresholds
+    from feature_assets.monitoring.report import write_index
+
+    defs = build_definitions(settings)
+    result = run_monitoring(defs, persistent_instance(settings), day)
+    if not result.success:
+        print(f"monitoring run {result.run_id} FAILED; `make ui` shows each step", file=sys.stderr)
+        return False
+    directory = settings.monitoring_dir / day.isoformat()
+    store = FeatureStore.from_settings(replace(settings, serving_log_rate=0.0))
+    found = {s: load_results(directory, s) for s in sorted(store.services)}
+    results = {service: r for service, r in found.items() if r is not None}
+    thresholds = Thresholds()
+    index = write_index(directory, results, thresholds, day=day.isoformat())
+    print(f"drift on {day} (served against each model's training set):")
+    for service, drifts in results.items():
+        warned = [d for d in drifts if d.alerts(thresholds)]
+        state = f"{len(warned)} of {len(drifts)} features drifted" if warned else "no drift"
+        print(f"  {service:24} {state}")
+        for drifted in warned:
+            print(f"    {drifted.feature}: {'; '.join(drifted.alerts(thresholds))}")
+    held = True
+    print("online/offline parity now:")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.check_name.endswith("parity"):
+            continue
+        held = held and evaluation.passed
+        table = evaluation.asset_key.path[-1].removesuffix("_online")
+        print(f"  {table:32} {'ok' if evaluation.passed else 'FAILED'}: {evaluation.description}")
+    print(f"report: {index}")
+    return held
 
 
 def cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,15 +2,16 @@
 
 import argparse
 import os
+import random
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import boto3
 import pandas as pd
 
 from feature_assets.cli import render
-from feature_assets.cli.commands import embedded_port, run_pipeline, yesterday
+from feature_assets.cli.commands import embedded_port, monitor, run_pipeline, yesterday
 from feature_assets.cli.parsing import WINDOW_WARMUP_DAYS
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
 from feature_assets.registry import Registry
@@ -32,7 +33,7 @@ FRAUD_SERVICE = "fraud_detection_v2"
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     server = start_server(settings.home, embedded_port(settings), args.server)
-    print(f"[1/5] online store: {server.kind} on {server.endpoint} (pid {server.pid})")
+    print(f"[1/6] online store: {server.kind} on {server.endpoint} (pid {server.pid})")
     last = yesterday()
     first = last - timedelta(days=args.days - 1)
     if not os.environ.get("FEATURE_STORE_START_DATE"):
@@ -51,13 +52,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         spec,
     )
     print(
-        "[2/5] landed card transactions, account balances and app events "
+        "[2/6] landed card transactions, account balances and app events "
         f"{first - timedelta(days=WINDOW_WARMUP_DAYS)}..{last}, and the merchant list"
     )
 
     if not run_pipeline(settings, first, last, verbose=args.verbose):
         return 1
-    print(f"[3/5] built, validated, published and synced {args.days} daily partitions")
+    print(f"[3/6] built, validated, published and synced {args.days} daily partitions")
 
     store = FeatureStore.from_settings(settings)
     table = store.tables[DEMO_TABLE]
@@ -73,7 +74,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         TableName=store.online.table_name(table), Key={"user_id": {"N": str(known_user)}}
     )["Item"]
     print(
-        f"[4/5] plain boto3 get_item on {store.online.table_name(table)} for user_id={known_user}:"
+        f"[4/6] plain boto3 get_item on {store.online.table_name(table)} for user_id={known_user}:"
     )
     for name, value in item.items():
         print(f"        {name:28} {value}")
@@ -121,8 +122,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         }
     )
     training = store.get_historical_features(entity_df, FRAUD_SERVICE).to_pandas()
-    print(f"[5/5] training set of {FRAUD_SERVICE} (point-in-time correct), head:")
+    print(f"[5/6] training set of {FRAUD_SERVICE} (point-in-time correct), head:")
     print(training.head(8).to_string(index=False))
+    monitored = simulate_serving(settings, store, last, days=min(args.days, 14))
+    print(
+        f"[6/6] monitoring: {monitored} reads served (and logged) per online service, each "
+        "model's training set saved as its reference; `feature-store monitor`:"
+    )
+    parity_held = monitor(settings, datetime.now(UTC).date())
     print("\nregistry (`feature-store tables`; also `features`, `describe`, `search`, `catalog`):")
     registry = Registry(store.tables, store.services, store.offline, store.contract.on_demand)
     render.print_rows(registry.table_summaries(), False)
@@ -132,4 +139,54 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"\ndemo finished in {time.monotonic() - started:.0f}s. Open the Dagster UI with `make ui` "
         f"(http://127.0.0.1:3000); stop the online store with `make stop`."
     )
-    return 0
+    return 0 if parity_held else 1
+
+
+SERVED_READS = 1_000  # entity reads per online service, in requests of 100
+TRAINING_ROWS = 2_000  # rows of each model's training set, over its last `days` days
+
+
+def simulate_serving(settings: Settings, store: FeatureStore, last: date, *, days: int) -> int:
+    """A model's life in miniature, for the monitoring report: each online service's
+    training set is saved (the model trained on it: its drift reference), then reads of it
+    are served and logged."""
+    rng = random.Random(7)
+    people = sorted(
+        set(store.offline.read_partition(store.tables[DEMO_TABLE], last)["user_id"].tolist())
+    )
+    logged = FeatureStore.from_settings(replace(settings, serving_log_rate=1.0))
+    today = datetime.now(UTC).date()
+    for name, service in sorted(store.services.items()):
+        if not all(store.tables[t].online for t in service.table_names):
+            continue  # read offline only: monitored over a window of its tables
+        keys = sorted({k for t in service.table_names for k in store.tables[t].keys})
+        training = pd.DataFrame(
+            [
+                {
+                    **dict.fromkeys(keys, rng.choice(people)),
+                    "event_timestamp": pd.Timestamp(last - timedelta(days=rng.randrange(days)))
+                    + pd.Timedelta(hours=12),
+                    **_request_fields(rng, last),
+                }
+                for _ in range(TRAINING_ROWS)
+            ]
+        )
+        store.save_training_set(settings.home / "training_sets" / name, training, name)
+        reads = [
+            {**dict.fromkeys(keys, rng.choice(people)), **_request_fields(rng, today)}
+            for _ in range(SERVED_READS)
+        ]
+        for start in range(0, len(reads), 100):
+            logged.get_online_features(name, reads[start : start + 100])
+    logged.close()
+    return SERVED_READS
+
+
+def _request_fields(rng: random.Random, day: date) -> dict:
+    """What a caller passes with each read of a v2 service (unused fields are ignored)."""
+    return {
+        "amount": round(rng.lognormvariate(3.5, 1.0), 2),
+        "usd_rate": round(rng.uniform(1.0, 1.1), 4),
+        "customer_since": day - timedelta(days=rng.randrange(30, 3_000)),
+        "request_date": day,
+    }

@@ -30,6 +30,16 @@ def utc(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share: give a number from 0 to 1")
+    return value
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Defaults after each option's help (where there is one to tell); examples keep their lines."""
 
@@ -158,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve without a token (127.0.0.1 only; never on another address)",
     )
+    serve.add_argument(
+        "--log-rate",
+        type=share,
+        default=None,
+        help="share of reads whose answers go to the serving log for monitoring, 0..1 "
+        "(default: FEATURE_STORE_SERVING_LOG_RATE, else 0)",
+    )
 
     ui = command(
         "ui",
@@ -220,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--host", default="127.0.0.1", help="address to serve on")
     catalog.add_argument("--port", type=int, default=8580, help="port to serve on")
     catalog.add_argument("--no-serve", action="store_true", help="only generate it")
+
+    monitor = command(
+        "monitor",
+        "drift of each feature service on a day (served reads against the training set its "
+        "model was trained on) and online/offline parity now; writes an HTML report "
+        "(exit status 1 if parity fails)",
+        "feature-store monitor                    # today so far",
+        "feature-store monitor --day 2026-01-31",
+    )
+    monitor.add_argument(
+        "--day", type=day, default=None, help="the served day, YYYY-MM-DD (default: today, UTC)"
+    )
 
     demo = command(
         "demo",

@@ -77,3 +77,8 @@ class OnDemandFunctionError(FeatureStoreError):
 
 class PushValidationError(CallerError):
     """Pushed rows broke their feature table's schema; nothing was written (400)."""
+
+
+class MonitoringInputError(CallerError):
+    """Values handed to drift monitoring cannot be compared (an unknown kind, a column
+    declared numeric holding text, a service name that is not a file name)."""

@@ -20,6 +20,9 @@ LANDING_SENSOR = "raw_landing_sensor"
 ONLINE_SYNC_SENSOR = "online_sync_sensor"
 RAW_GROUP = "raw_sources"
 ON_DEMAND_GROUP = "on_demand"
+MONITORING_GROUP = "monitoring"
+# Drift of every feature service and online/offline parity of every online table, for a day.
+MONITORING_JOB = "feature_monitoring"
 
 # Tag on every feature table asset (and on its online table), to filter the asset graph by.
 FEATURE_TABLE_TAG = "feature_table"
@@ -51,6 +54,10 @@ def online_asset_path(table_name: str) -> tuple[str, ...]:
 
 def on_demand_asset_path(name: str) -> tuple[str, ...]:
     return ("on_demand", name)
+
+
+def drift_asset_path(service_name: str) -> tuple[str, ...]:
+    return ("monitoring", f"{service_name}_drift")
 
 
 def online_sync_step(table_name: str) -> str:

@@ -1,0 +1,1 @@
+"""Monitoring: drift of served features against a reference, online/offline parity, reports."""
