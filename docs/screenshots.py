@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-GROUPS = ["user_category", "user", "customer", "raw_sources", "monitoring"]
+GROUPS = ["user_category", "user", "customer", "raw_sources"]
 # The service whose served reads the pictures drift on purpose (DRIFTED_READS).
 DRIFTED = "fraud_detection_v2"
 # Reads of DRIFTED scoring larger transactions than its training set held (the demo's own

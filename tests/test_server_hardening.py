@@ -36,7 +36,9 @@ class StubStore:
         if self.down:
             raise StoreUnavailableError("online store: unreachable")
 
-    def get_online_features(self, features, entities, full_feature_names=False) -> OnlineFeatures:
+    def get_online_features(
+        self, features, entities, full_feature_names=False, request_id=None
+    ) -> OnlineFeatures:
         time.sleep(self.delay)
         if self.down:
             raise StoreUnavailableError("online store: unreachable")

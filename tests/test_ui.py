@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from feature_assets.kernel.contract import parse_duration
-from feature_assets.kernel.names import online_asset_path
+from feature_assets.kernel.names import MONITORING_JOB, online_asset_path
 from tests.builders import BUDGET_FACTOR, free_port, timed, wait_for, yaml_feature_tables
 
 QUERY = """{ assetNodes { assetKey { path } groupName
@@ -103,7 +103,8 @@ def test_dagster_graphql_shows_owners_group_tags_freshness_and_check_of_every_ta
         [repository] = graphql(port, INSTIGATORS)["repositoriesOrError"]["nodes"]
         schedules = {s["name"]: s for s in repository["schedules"]}
         assert {name.rsplit("_every_", 1)[0] for name in schedules} == {
-            f"refresh_{name}" for name in YAML_TABLES
+            *(f"refresh_{name}" for name in YAML_TABLES),
+            f"{MONITORING_JOB}_daily",
         }
         assert {s["scheduleState"]["status"] for s in schedules.values()} == {"RUNNING"}
         sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
