@@ -104,7 +104,7 @@ def test_demo_ends_with_a_non_empty_online_read_and_training_set(tmp_path, monke
             assert re.search(
                 rf"^  {service} +(no drift|\d+ of \d+ features drifted)", monitoring, re.M
             )
-        for name in ("user_daily_transactions_7d", "customer_daily_balance_30d"):
+        for name in (table.name, "customer_daily_balance_30d", "customer_daily_engagement_7d"):
             assert re.search(rf"^  {name} +ok: ", monitoring, re.M), monitoring
         (index,) = re.findall(r"^report: (\S+)$", monitoring, re.M)
         assert "fraud_detection_v2.html" in Path(index).read_text()
