@@ -12,7 +12,10 @@ boto3 BatchWriteItem of the same day's items of the three online tables on the s
 (same concurrency). Repeats rebuild the same day, as a later refresh the same day does (late
 data): values that did not change are not written again. With `--rewrite-all`, the online
 tables and the syncs' memory of them are dropped before each run, so every item is written
-(the cost of a day in which every value changed).
+(the cost of a day in which every value changed). With `--next-day`, the store is built (by
+`generate-data` and one `backfill`, not timed) up to `--repeats` days before yesterday, and
+each repeat refreshes the next day, whose data nothing has seen yet: the daily refresh of a
+store in production.
 
 RSS: the publish check's work (batch-wise pandera audit, DuckDB duplicates and statistics,
 one-pass publish) over 1 and 60 staged days of 20,000 rows, each in a fresh process.
@@ -174,7 +177,9 @@ def forget_online(home: Path, port: int) -> None:
         shutil.rmtree(state)
 
 
-def refresh(server: str, users: int, days: int, repeats: int, rewrite_all: bool) -> None:
+def refresh(
+    server: str, users: int, days: int, repeats: int, rewrite_all: bool, next_day: bool
+) -> None:
     from resources.local_dynamodb import start_server, stop_server
     from tests.builders import free_port
 
@@ -184,22 +189,34 @@ def refresh(server: str, users: int, days: int, repeats: int, rewrite_all: bool)
     cli = str(BIN / "feature-store")
     start_server(home, port, server)
     try:
-        demo = run(
-            [cli, "demo", "--days", str(days), "--users", str(users), "--server", server], env
-        )
+        yesterday = date.today() - timedelta(days=1)
+        if next_day:
+            first_timed = yesterday - timedelta(days=repeats - 1)
+            built_last = first_timed - timedelta(days=1)
+            built_first = built_last - timedelta(days=days - 1)
+            landed = days + repeats + 30  # the 30-day windows' history
+            run(
+                [cli, "generate-data", "--days", str(landed), "--users", str(users)],
+                env,
+            )
+            demo = run([cli, "backfill", built_first.isoformat(), built_last.isoformat()], env)
+        else:
+            demo = run(
+                [cli, "demo", "--days", str(days), "--users", str(users), "--server", server], env
+            )
         demo_run, _, demo_steps = step_times(home)
         dbt = sum(v for k, v in demo_steps.items() if "feature_tables" in k)
         checks = sum(v for k, v in demo_steps.items() if "validated" in k)
         syncs = sum(v for k, v in demo_steps.items() if k.startswith("online"))
         print(
-            f"server {server}, {users} users: `demo --days {days}` {demo:.0f} s wall, its "
+            f"server {server}, {users} users: building {days} days {demo:.0f} s wall, its "
             f"{days}-day single run {demo_run:.1f} s (dbt {dbt:.1f} s, checks {checks:.1f} s, "
             f"syncs {syncs:.1f} s)",
             flush=True,
         )
-        day = date.today() - timedelta(days=1)
         walls, runs, befores, steps = [], [], [], []
-        for _ in range(repeats):
+        for repeat in range(repeats):
+            day = first_timed + timedelta(days=repeat) if next_day else yesterday
             if rewrite_all:
                 forget_online(home, port)
             walls.append(run([cli, "backfill", day.isoformat(), day.isoformat()], env))
@@ -207,6 +224,7 @@ def refresh(server: str, users: int, days: int, repeats: int, rewrite_all: bool)
             runs.append(whole)
             befores.append(before)
             steps.append(per_step)
+        # The floors of the last day refreshed (each next day is about the same size).
         models = model_floor(home, day)
         writes, items = write_floor(home, port, day)
     finally:
@@ -214,7 +232,13 @@ def refresh(server: str, users: int, days: int, repeats: int, rewrite_all: bool)
         shutil.rmtree(home, ignore_errors=True)
     wall = statistics.median(walls)
     floors = models + writes
-    what = "every item rewritten" if rewrite_all else "nothing changed"
+    what = (
+        "the next day's new data"
+        if next_day
+        else "every item rewritten"
+        if rewrite_all
+        else "nothing changed"
+    )
     print(
         f"one day ({what}), four tables, {repeats} runs: wall median {wall:.1f} s, max {max(walls):.1f} s"
     )
@@ -338,6 +362,12 @@ def main() -> None:
         help="drop the online tables before each run: every item is written, as on a day "
         "in which every value changed",
     )
+    parser.add_argument(
+        "--next-day",
+        action="store_true",
+        help="build up to --repeats days before yesterday, then refresh each next day once: "
+        "new data, as in production",
+    )
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -347,7 +377,7 @@ def main() -> None:
     elif args.rss:
         rss(args.repeats)
     else:
-        refresh(args.server, args.users, args.days, args.repeats, args.rewrite_all)
+        refresh(args.server, args.users, args.days, args.repeats, args.rewrite_all, args.next_day)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,16 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from feature_assets.assets.build import build_definitions
 from feature_assets.assets.monitoring import build_drift_asset, drift_check_name, load_results
+from feature_assets.assets.runs import pipeline_job
 from feature_assets.kernel.contract import Contract, FeatureService
+from feature_assets.kernel.names import MONITORING_JOB, PARITY_CHECK, online_asset_path
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.serving_log import ServingLog
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import make_settings, publish_rows, synthetic_table
 
 TABLE = synthetic_table(
     name="user_daily_stats_7d",
@@ -117,3 +120,13 @@ def test_drift_injected_into_one_feature_warns_on_exactly_that_feature(
     warning = checks[drift_check_name(feature)]
     assert warning.severity == dg.AssetCheckSeverity.WARN
     assert f"{SERVICE.name}.{feature}" in warning.description
+
+
+def test_refresh_runs_leave_parity_to_the_monitoring_job(tmp_path) -> None:
+    defs = build_definitions(make_settings(tmp_path, "http://127.0.0.1:9"))
+    sync = dg.AssetKey(online_asset_path("user_daily_transactions_7d"))
+    # The whole pipeline, and a refresh of one table's sync as a backfill or sensor asks it.
+    for job in (pipeline_job(defs), pipeline_job(defs, [sync])):
+        assert not [n.name for n in job.graph.nodes if n.name.endswith(PARITY_CHECK)]
+    monitoring = defs.resolve_job_def(MONITORING_JOB).graph.nodes
+    assert len([n for n in monitoring if n.name.endswith(PARITY_CHECK)]) == 3

@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 
 from feature_assets.assets.online_sync import build_online_sync_asset, online_asset_key
-from feature_assets.assets.parity_check import PARITY_CHECK, build_parity_check
+from feature_assets.assets.parity_check import build_parity_check
+from feature_assets.kernel.names import PARITY_CHECK
 from feature_assets.kernel.refresh_policy import rewrite_horizon
 from feature_assets.monitoring.parity import Mismatch, check_parity, values_agree
 from feature_assets.sdk import FeatureStore

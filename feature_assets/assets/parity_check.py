@@ -9,13 +9,12 @@ import dagster as dg
 from feature_assets.assets.online_sync import online_asset_key
 from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.errors import StoreUnavailableError
-from feature_assets.kernel.names import online_sync_pool
+from feature_assets.kernel.names import PARITY_CHECK, online_sync_pool
 from feature_assets.monitoring.parity import ParityReport, check_parity, mismatch_records
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 
-PARITY_CHECK = "online_offline_parity"
 MISMATCH_COLUMNS = ("key", "feature", "online", "offline", "online_status")
 
 

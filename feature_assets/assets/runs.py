@@ -12,7 +12,7 @@ import dagster as dg
 from filelock import FileLock
 
 from feature_assets.kernel.dates import range_tags
-from feature_assets.kernel.names import MONITORING_JOB, PIPELINE_JOB, RAW_GROUP
+from feature_assets.kernel.names import MONITORING_JOB, PARITY_CHECK, PIPELINE_JOB, RAW_GROUP
 from resources.offline_store import OfflineStore
 from resources.settings import Settings
 from sensors.dead_runs import owner_tags, reap_dead_runs
@@ -141,7 +141,8 @@ def remove_leftovers(defs: dg.Definitions, instance: dg.DagsterInstance) -> int:
 
 
 def checks_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> set[dg.AssetCheckKey]:
-    """The checks of the selected assets and of the raw sources they read directly."""
+    """The checks of the selected assets and of the raw sources they read directly (parity
+    is left to the monitoring job: a refresh stays as fast as its own work)."""
     specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
     raw = {
         dep.asset_key
@@ -150,7 +151,11 @@ def checks_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> set[dg.Asse
         if dep.asset_key in specs and specs[dep.asset_key].group_name == RAW_GROUP
     }
     guarded = set(keys) | raw
-    return {k for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key in guarded}
+    return {
+        k
+        for k in defs.resolve_asset_graph().asset_check_keys
+        if k.asset_key in guarded and k.name != PARITY_CHECK
+    }
 
 
 STEP_ENDS = {

@@ -10,6 +10,9 @@ DEFAULT_PARTITION_COLUMN = "feature_date"
 # The blocking check that validates a built partition and alone publishes it.
 PUBLISH_CHECK = "validated_and_published"
 
+# The check that what is served online is what a training set has now (monitoring runs only).
+PARITY_CHECK = "online_offline_parity"
+
 # The blocking check of a raw source's landing days, run before any feature table reads them.
 LANDING_GATE = "landing_gate"
 # A landing day folder holding this file is declared empty on purpose (the gate lets it pass).
