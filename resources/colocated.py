@@ -7,13 +7,15 @@ TTL holds per table (reads apply it, as for a table's own items). A push writes 
 by UpdateItem, conditional on that table's event time (then created time) being older or
 equal: the same newer-wins rule as the table's own items. A sync decides change-only, as
 for the table's own items (`resources.item_sync`), and puts whole items: the other tables'
-parts as read (`ColocatedPart`).
+parts are their own winning rows, offline and pushed, as their syncs would write them
+(`ColocatedPart`), so nothing is read to merge and each item is put once per run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -27,7 +29,7 @@ from feature_assets.kernel.contract import (
     EXPIRY_ATTRIBUTE,
     FeatureTable,
 )
-from resources.item_sync import read_items, table_creation_time
+from resources.item_sync import entry_of, read_items, table_creation_time
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
@@ -68,9 +70,15 @@ class ColocatedItems:
         # No DynamoDB TTL: one item holds parts with different TTLs (reads apply them).
         return self.online.ensure_named_table(self.name, self.key_table, with_ttl=False)
 
-    def destination(self, table: FeatureTable, features: Sequence[str]) -> ColocatedPart:
-        """One table's part of the items, as the change-only sync writes it."""
-        return ColocatedPart(self, table, tuple(features))
+    def destination(
+        self,
+        table: FeatureTable,
+        features: Sequence[str],
+        companions: Companions | None = None,
+    ) -> ColocatedPart:
+        """One table's part of the items, as the change-only sync writes it. `companions`:
+        where the other tables' parts come from (else they are read as stored)."""
+        return ColocatedPart(self, table, tuple(features), companions)
 
     def delete_table(self) -> None:
         self.online.delete_named_table(self.name)
@@ -190,21 +198,69 @@ class ColocatedItems:
         return found
 
 
-class ColocatedPart:
-    """A table's part of a service's items: read whole, compared by part, put whole (the
-    other tables' parts as read). Syncs of the tables of one service share a Dagster pool,
-    so no two of them put the same items at once; pushes that race a put are re-applied."""
+@dataclass
+class Companions:
+    """The other tables of a service and their features, with the offline store that knows
+    each one's winning rows."""
 
-    def __init__(self, items: ColocatedItems, table: FeatureTable, features: tuple[str, ...]):
+    offline: Any  # OfflineStore (not imported: the stores do not import each other)
+    tables: tuple[tuple[FeatureTable, tuple[str, ...]], ...]
+
+
+class ColocatedPart:
+    """A table's part of a service's items, compared by part and put whole. Syncs of the
+    tables of one service share a Dagster pool, so no two of them put the same items at once;
+    pushes that race a put are re-applied."""
+
+    def __init__(
+        self,
+        items: ColocatedItems,
+        table: FeatureTable,
+        features: tuple[str, ...],
+        companions: Companions | None = None,
+    ):
         self.items = items
         self.table = table
         self.name = items.name
         self._features = features
+        self.companions = companions
+        # What this sync put of each other table's part, per key (their sync states' entries).
+        self.companion_entries: dict[str, dict[tuple, dict[str, Any]]] = {}
 
     def features(self) -> Sequence[str]:
         return self._features
 
-    merges = True  # the other tables' parts are kept as stored
+    merges = True
+
+    @property
+    def reads_to_merge(self) -> bool:
+        return self.companions is None
+
+    def others(
+        self, keys: list[tuple], stored: dict[tuple, dict[str, Any]], empty: bool
+    ) -> dict[tuple, dict[str, Any]]:
+        """The other tables' parts of the items of `keys`: each one's winning row (its own
+        sync writes the same, and then finds it unchanged), or without companions the items
+        as stored."""
+        if self.companions is None:
+            missing = [key for key in keys if key not in stored]
+            if missing and not empty:
+                stored.update(self.read(missing))
+            return stored
+        parts: dict[tuple, dict[str, Any]] = {}
+        if not keys:
+            return parts
+        for other, features in self.companions.tables:
+            entries = self.companion_entries.setdefault(other.name, {})
+            for record in self.companions.offline.latest_rows(other, keys=keys).to_pylist():
+                key = tuple(record[k] for k in other.keys)
+                item = to_item(other, record)
+                own = parts.setdefault(key, {})
+                for attribute in (*features, *TIMES):
+                    if attribute in item:
+                        own[part(other, attribute)] = item[attribute]
+                entries[key] = entry_of(item, features)
+        return parts
 
     def creation_time(self) -> str:
         return table_creation_time(self.items.online, self.name)

@@ -11,8 +11,9 @@ What is stored is known without reading it: each sync remembers what it leaves i
 online table (`SyncState`: per key the stored event, created time and expiry, and a digest
 of the values) in `<root>/<table>/_online_state/<online table>.parquet`, with the table's
 creation time. A sync reads items online only where that memory cannot be trusted: keys
-pushed since (pushes write online directly), every key when the table was recreated (a
-restarted embedded store), and whole co-located items it must merge into.
+pushed since (pushes write online directly) and every key when the table was recreated (a
+restarted embedded store). A co-located item is put whole: the other tables' parts are their
+own winning rows (what their syncs would write), so nothing is read to merge.
 
 An item left as it is with the same values but an older event time is *deferred*: its true
 (newer) event time is remembered too. Later syncs rewrite deferred items whose stored expiry
@@ -125,7 +126,8 @@ class Destination(Protocol):
 
     def features(self) -> Sequence[str]: ...
 
-    merges: bool  # puts whole items, the other tables' parts as read
+    merges: bool  # puts whole items holding other tables' parts too (`others`)
+    reads_to_merge: bool  # those parts are the stored ones, read
 
     def creation_time(self) -> str:
         """When the DynamoDB table was created (a recreated table holds none of its past)."""
@@ -143,6 +145,13 @@ class Destination(Protocol):
         self, key: tuple, full: Mapping[str, Any] | None, item: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The full item to put: `item` in place of the table's part of `full`."""
+        ...
+
+    def others(
+        self, keys: list[tuple], stored: dict[tuple, dict[str, Any]], empty: bool
+    ) -> dict[tuple, dict[str, Any]]:
+        """For a destination that merges: the other parts of the items of `keys` (`stored`
+        holds the items already read)."""
         ...
 
     def ensure(self) -> bool:
@@ -179,6 +188,7 @@ class TableItems:
         return self.table.feature_names
 
     merges = False
+    reads_to_merge = False
 
     def creation_time(self) -> str:
         return table_creation_time(self.online, self.name)
@@ -193,6 +203,11 @@ class TableItems:
         self, key: tuple, full: Mapping[str, Any] | None, item: Mapping[str, Any]
     ) -> dict[str, Any]:
         return dict(item)
+
+    def others(
+        self, keys: list[tuple], stored: dict[tuple, dict[str, Any]], empty: bool
+    ) -> dict[tuple, dict[str, Any]]:
+        return {}
 
     def ensure(self) -> bool:
         return self.online.ensure_table(self.table)
@@ -244,8 +259,8 @@ def write_changed(
     What is stored comes from `remembered` (a trusted `SyncState`; a key it lacks holds
     nothing), except for `read_keys`, read online; without `remembered`, every key is read.
     `empty` (a table created just now) reads nothing. `always_write` (a forced sync, a
-    resync) writes every row. A destination that merges into whole items reads the items it
-    writes."""
+    resync) writes every row. A destination that merges into whole items gets the other parts
+    of the items it writes from `others`."""
     counts = SyncCounts()
     now_stored: dict[tuple, dict[str, Any]] = {}
     features = destination.features()
@@ -255,7 +270,8 @@ def write_changed(
         if empty:
             online = {}
         elif remembered is None:
-            online = destination.read(keys) if not always_write or destination.merges else {}
+            reads = not always_write or destination.reads_to_merge
+            online = destination.read(keys) if reads else {}
         else:
             online = destination.read([k for k in keys if k in read_keys]) if read_keys else {}
         decisions = []
@@ -270,18 +286,15 @@ def write_changed(
             )
             decisions.append((key, record, item, stored, decision))
         writes = [key for key, *_, decision in decisions if decision is Decision.WRITE]
-        if destination.merges and not empty:
-            missing = [key for key in writes if key not in online]
-            if missing:
-                online.update(destination.read(missing))
+        others = destination.others(writes, online, empty) if destination.merges else {}
         puts = []
         for key, record, item, stored, decision in decisions:
             if decision is Decision.WRITE:
-                puts.append(destination.merged(key, online.get(key), item))
+                puts.append(destination.merged(key, others.get(key), item))
                 counts.written_days[record[table.partition_column]] += 1
-                now_stored[key] = _entry(item, features)
+                now_stored[key] = entry_of(item, features)
                 continue
-            entry = _entry(stored, features)
+            entry = entry_of(stored, features)
             if decision is Decision.UNCHANGED:
                 counts.unchanged += 1
             elif decision is Decision.STORED_NEWER:
@@ -295,7 +308,7 @@ def write_changed(
     return counts, now_stored
 
 
-def _entry(item: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
+def entry_of(item: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
     """What to remember of a stored item (in the table's item layout)."""
     expiry = item.get(EXPIRY_ATTRIBUTE)
     return {

@@ -4,27 +4,41 @@ written change-only (`resources.item_sync`), then the pushes that raced it re-ap
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_assets.kernel.contract import FeatureTable
-from resources.colocated import ColocatedItems
+from resources.colocated import ColocatedItems, ColocatedPart, Companions
 from resources.item_sync import Destination, SyncCounts, SyncState, TableItems, write_changed
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore, unavailable_as_error
 from resources.push_log import RACE_MARGIN_NS
 
+# Per co-located service: its other tables and the features of each it holds.
+ServiceCompanions = Mapping[str, Sequence[tuple[FeatureTable, tuple[str, ...]]]]
+
 
 def destinations(
-    online: OnlineStore, table: FeatureTable, services: Mapping[str, tuple[str, ...]]
+    online: OnlineStore,
+    table: FeatureTable,
+    services: Mapping[str, tuple[str, ...]],
+    companions: ServiceCompanions | None = None,
+    offline: OfflineStore | None = None,
 ) -> list[Destination]:
-    """The table's own items first, then its part of each co-located service's items."""
+    """The table's own items first, then its part of each co-located service's items (put
+    whole with the other tables' winning rows when `companions` names them)."""
     return [
         TableItems(online, table),
         *(
-            ColocatedItems(online, service, table).destination(table, features)
+            ColocatedItems(online, service, table).destination(
+                table,
+                features,
+                Companions(offline, tuple(companions[service]))
+                if companions is not None and service in companions
+                else None,
+            )
             for service, features in services.items()
         ),
     ]
@@ -41,13 +55,16 @@ def sync_table(
     always_write: bool = False,
     full: bool = False,
     on_written: Callable[[int], None] | None = None,
+    companions: ServiceCompanions | None = None,
 ) -> dict[str, SyncCounts]:
     """Write `rows` (the offline store's winners) where serving needs them; returns the counts
     per DynamoDB table. Deferred items falling due by `horizon` are rewritten too. `full` (a
-    resync) writes every row and remembers only what it wrote."""
+    resync) writes every row and remembers only what it wrote. `companions`: the other tables
+    of each co-located service, whose parts of the items put are their winning rows (without
+    it, the items are read to keep the other parts as stored)."""
     started = time.time_ns()
     results = {}
-    for destination in destinations(online, table, services):
+    for destination in destinations(online, table, services, companions, offline):
         with unavailable_as_error(f"online table {destination.name!r}"):
             empty = destination.ensure()
             table_created = destination.creation_time()
@@ -72,13 +89,41 @@ def sync_table(
                 on_written=on_written if destination.name == online.table_name(table) else None,
             )
         state.save({**(remembered or {}), **now_stored}, table_created, started)
+        if isinstance(destination, ColocatedPart) and destination.companions is not None:
+            _remember_companions(offline, destination, table_created, started, empty)
         results[destination.name] = counts
     # A push that landed while this sync wrote may have been overwritten by an older value:
-    # pushes are conditional, these writes are not, so re-apply the pushes.
+    # pushes are conditional, these writes are not, so re-apply the pushes (of the tables
+    # whose parts of co-located items this sync put, too).
     raced = offline.push_log.raced(table, started)
     if raced is not None:
         apply_pushes(offline, online, table, services, raced, horizon=horizon)
+    for service, others in (companions or {}).items():
+        if service not in services:
+            continue
+        for other, features in others:
+            raced = offline.push_log.raced(other, started)
+            if raced is not None:
+                apply_pushes(offline, online, other, {service: features}, raced, horizon=horizon)
     return results
+
+
+def _remember_companions(
+    offline: OfflineStore, destination: ColocatedPart, table_created: str, started: int, empty: bool
+) -> None:
+    """The other tables' parts this sync put are now what is stored for them: their next sync
+    finds them unchanged. A companion without a trusted memory of the service's table gets one
+    only when the table was created by this sync (every item in it was put here)."""
+    for other, _ in destination.companions.tables:
+        entries = destination.companion_entries.get(other.name)
+        if not entries:
+            continue
+        state = SyncState(offline.root, other, destination.name)
+        remembered, _ = state.load(table_created)
+        if remembered is not None:
+            state.update(entries)
+        elif empty:
+            state.save(entries, table_created, started)
 
 
 def apply_pushes(

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feature_assets.kernel.refresh_policy import refresh_interval, rewrite_horizon
+from resources.colocated import ColocatedItems
 from resources.item_sync import TRUE_EVENT, SyncState
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
@@ -254,3 +255,110 @@ def test_a_raced_push_older_than_a_deferred_row_gets_the_winner_back_and_is_read
     assert read[0].values == {"value": 10}
     # The state still dates from its sync, so the next sync reads the pushed key online.
     assert state.load(created["CreationDateTime"].isoformat())[1] == stamped
+
+
+# Two tables sharing a co-located service: each sync puts whole items, the other table's part
+# being its winning row, so the service's items answer as the tables' own items do.
+OTHER = synthetic_table(name="user_daily_visits_2d", ttl=timedelta(days=2))
+SERVICE = "pair"
+PAIR = {
+    TABLE.name: {SERVICE: ("value",)},
+    OTHER.name: {SERVICE: ("value",)},
+}
+PAIR_COMPANIONS = {
+    TABLE.name: {SERVICE: ((OTHER, ("value",)),)},
+    OTHER.name: {SERVICE: ((TABLE, ("value",)),)},
+}
+
+
+def sync_pair(offline, online, table, day: date, now: datetime):
+    return sync_table(
+        offline,
+        online,
+        table,
+        PAIR[table.name],
+        offline.rows_to_serve(table, [day]),
+        horizon=rewrite_horizon(table, now),
+        companions=PAIR_COMPANIONS[table.name],
+    )
+
+
+def colocated_reads(online, at: datetime) -> list[list]:
+    items = ColocatedItems(online, SERVICE, TABLE)
+    entities = [{"user_id": u} for u in ENTITIES]
+    return items.read([(TABLE, ["value"]), (OTHER, ["value"])], entities, now=at)
+
+
+# Per day: which table syncs first, then per table and entity: no row, same value, new value.
+PAIR_DAYS = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.lists(st.sampled_from(["none", "same", "new"]), min_size=6, max_size=6),
+    ),
+    min_size=2,
+    max_size=7,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(days=PAIR_DAYS)
+def test_colocated_items_put_whole_answer_as_each_tables_own_items(
+    online_server, tmp_path, days
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    value: dict[tuple[str, int], int] = {}
+    seen: set[tuple[str, int]] = set()
+    for n, (table_first, actions) in enumerate(days):
+        day = FIRST_DAY + timedelta(days=n)
+        for table, table_actions in ((TABLE, actions[:3]), (OTHER, actions[3:])):
+            rows = []
+            for user_id, action in zip(ENTITIES, table_actions, strict=True):
+                if action == "none":
+                    continue
+                if action == "new" or (table.name, user_id) not in seen:
+                    value[table.name, user_id] = value.get((table.name, user_id), 0) + 1
+                seen.add((table.name, user_id))
+                rows.append(feature_row(user_id, day, value[table.name, user_id]))
+            publish_rows(offline, table, rows or [feature_row(99, day, 0)])
+        now = end_of(day) + timedelta(hours=1)
+        for table in (TABLE, OTHER) if table_first else (OTHER, TABLE):
+            sync_pair(offline, online, table, day, now)
+        interval = min(refresh_interval(TABLE), refresh_interval(OTHER))
+        for at in (now, now + interval / 2, now + interval - timedelta(seconds=1)):
+            together = colocated_reads(online, at)
+            for table, reads in zip((TABLE, OTHER), together, strict=True):
+                apart = online.read(table, [{"user_id": u} for u in ENTITIES], ["value"], now=at)
+                assert [(r.status, r.values) for r in reads] == [
+                    (r.status, r.values) for r in apart
+                ], f"{table.name} at {at} after day {day}"
+
+
+def test_a_colocated_item_is_put_once_per_run_and_nothing_is_read_to_merge(
+    online_server, tmp_path
+) -> None:
+    offline, online = stores(online_server.endpoint, tmp_path)
+    service_table = ColocatedItems(online, SERVICE, TABLE).name
+    calls: list[tuple[str, str]] = []
+
+    def record(model, params, **_) -> None:
+        for name in params.get("RequestItems", {}) or [params.get("TableName")]:
+            calls.append((model.name, name))
+
+    online.client.meta.events.register("provide-client-params.dynamodb.*", record)
+    for n in range(2):
+        day = FIRST_DAY + timedelta(days=n)
+        for table in (TABLE, OTHER):
+            publish_rows(offline, table, [feature_row(u, day, u * 10 + n) for u in range(1, 201)])
+        calls.clear()
+        now = end_of(day) + timedelta(hours=1)
+        first = sync_pair(offline, online, TABLE, day, now)
+        second = sync_pair(offline, online, OTHER, day, now)
+        # The first sync put each service item whole (both parts); the second found its own
+        # part there already, unchanged.
+        assert first[service_table].written == 200
+        assert (second[service_table].written, second[service_table].unchanged) == (0, 200)
+        assert ("BatchGetItem", service_table) not in calls, calls
+    reads = colocated_reads(online, end_of(day))
+    assert [r.values for r in reads[1][:2]] == [{"value": 11}, {"value": 21}]

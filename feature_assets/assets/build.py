@@ -13,7 +13,7 @@ from feature_assets.assets.online_sync import build_online_sync_asset
 from feature_assets.assets.parity_check import build_parity_check
 from feature_assets.assets.publish_check import build_publish_check
 from feature_assets.assets.raw_sources import raw_source_spec
-from feature_assets.kernel.contract import colocated_group, colocations
+from feature_assets.kernel.contract import colocated_companions, colocated_group, colocations
 from feature_assets.kernel.names import (
     MONITORING_JOB,
     PIPELINE_JOB,
@@ -52,6 +52,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             online_store.table_name(t),
             colocations(contract, t.name),
             pool_table=colocated_group(contract, t.name)[0],
+            companions=colocated_companions(contract, t.name),
         )
         for t in tables.values()
         if t.online

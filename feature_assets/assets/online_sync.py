@@ -20,7 +20,7 @@ from feature_assets.kernel.names import (
 from feature_assets.kernel.refresh_policy import rewrite_horizon
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from resources.online_sync import sync_table
+from resources.online_sync import ServiceCompanions, sync_table
 
 SYNC_RETRIES = 4
 SYNC_RETRY_BASE_SECONDS = 5
@@ -43,10 +43,11 @@ def build_online_sync_asset(
     online_table: str,
     colocated: Mapping[str, tuple[str, ...]] | None = None,
     pool_table: str | None = None,
+    companions: ServiceCompanions | None = None,
 ) -> dg.AssetsDefinition:
     """`colocated`: the co-located services holding part of the table, and which features.
     `pool_table`: whose sync pool to join (tables sharing co-located items share one, as
-    each sync puts whole items)."""
+    each sync puts whole items). `companions`: each service's other tables and features."""
     colocated = dict(colocated or {})
 
     @dg.asset(
@@ -89,6 +90,7 @@ def build_online_sync_asset(
                 rows,
                 horizon=rewrite_horizon(table, datetime.now(UTC)),
                 always_write=config.force,
+                companions=companions,
             )
         except StoreUnavailableError as error:
             # Down or throttling beyond botocore's own retries: wait and rerun the step (writes

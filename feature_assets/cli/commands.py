@@ -13,7 +13,7 @@ from pathlib import Path
 
 from feature_assets.cli import render, terminal
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
-from feature_assets.kernel.contract import colocations
+from feature_assets.kernel.contract import colocated_companions, colocations
 from feature_assets.kernel.errors import CallerError
 from feature_assets.kernel.refresh_policy import rewrite_horizon
 from feature_assets.registry import Registry
@@ -157,6 +157,7 @@ def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
                     horizon=rewrite_horizon(table, datetime.now(UTC)),
                     full=True,
                     on_written=bar.update,
+                    companions=colocated_companions(store.contract, table.name),
                 )
             name = store.online.table_name(table)
             print(f"{table.name}: {results[name].written} items written to {name}")

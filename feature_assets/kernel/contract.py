@@ -425,6 +425,21 @@ def colocations(contract: Contract, table_name: str) -> dict[str, tuple[str, ...
     return {name: layout[table_name] for name, layout in layouts.items() if table_name in layout}
 
 
+def colocated_companions(
+    contract: Contract, table_name: str
+) -> dict[str, tuple[tuple[FeatureTable, tuple[str, ...]], ...]]:
+    """Per co-located service holding part of a table: the service's other tables, and which
+    of their features it holds."""
+    return {
+        service: tuple(
+            (contract.tables[other], tuple(features))
+            for other, features in colocated_features(contract, service).items()
+            if other != table_name
+        )
+        for service in colocations(contract, table_name)
+    }
+
+
 def colocated_group(contract: Contract, table_name: str) -> tuple[str, ...]:
     """The tables whose syncs may put the same co-located items: the table, and every table
     sharing a co-located service with it, transitively (sorted)."""
