@@ -16,9 +16,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 
 from feature_assets.kernel.errors import MonitoringInputError
 from feature_assets.monitoring.drift import FeatureDrift, Thresholds
@@ -221,6 +218,12 @@ def _feature_row(
 
 
 def _draw(result: FeatureDrift, path: Path, *, warn: bool) -> None:
+    # Imported here: every process that loads the Dagster definitions imports this module,
+    # and only a drift step draws.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
     # A Figure with its own Agg canvas, not pyplot: no global backend switch in the importing
     # process, and nothing registered that could leak when a report is drawn in a loop.
     labels = result.bins
