@@ -16,6 +16,7 @@ import pytest
 from feature_assets.feature_server import make_server
 from feature_assets.kernel.errors import PushValidationError
 from feature_assets.sdk import FeatureStore
+from feature_assets.validation.push import MAX_CLOCK_SKEW
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from tests.builders import publish_rows, synthetic_table
@@ -200,8 +201,19 @@ def test_a_push_raced_by_a_sync_wins_again_when_the_sync_reapplies_it(store) -> 
             ],
             "duplicate keys and event time",
         ),
+        (
+            [
+                {
+                    "user_id": 1,
+                    "event_timestamp": datetime.now(UTC) + timedelta(days=1),
+                    "clicks": 1,
+                    "score": 1.0,
+                }
+            ],
+            "row 0, column 'event_timestamp'",
+        ),
     ],
-    ids=["check", "time", "null", "unknown column", "duplicate"],
+    ids=["check", "time", "null", "unknown column", "duplicate", "future"],
 )
 def test_bad_rows_are_refused_by_row_and_column_and_nothing_is_written(
     store, rows, message
@@ -256,3 +268,18 @@ def test_a_push_in_its_window_makes_a_saved_training_set_refuse_to_rebuild(store
     )
     with pytest.raises(TrainingSetDriftError, match="push"):
         store.rebuild_training_set(tmp_path / "set", tmp_path / "again.parquet")
+
+
+def test_a_push_a_little_ahead_of_our_clock_is_taken_a_day_ahead_is_not(store) -> None:
+    now = datetime.now(UTC)
+    skewed = now + MAX_CLOCK_SKEW - timedelta(minutes=1)
+    result = store.push(
+        TABLE.name, [{"user_id": 1, "event_timestamp": skewed, "clicks": 42, "score": 1.0}]
+    )
+    assert result.written == 1 and online(store, 1) == (42, "present")
+    with pytest.raises(PushValidationError, match="after the time of the push"):
+        store.push(
+            TABLE.name,
+            [{"user_id": 2, "event_timestamp": now + timedelta(days=1), "clicks": 7, "score": 1.0}],
+        )
+    assert online(store, 2) == (20, "present")
