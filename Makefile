@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test test-unit ui stop lint clean screenshots
 
+# compileall: uv compiles only the packages it installs now; an older venv keeps the rest as
+# source, and this image sets PYTHONDONTWRITEBYTECODE, so every CLI start would compile ~3,000
+# modules again (~5 s of a one-day backfill's ~10 s). A file that does not compile (a vendored
+# fixture) only stays as source.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
-	# uv compiles only the packages it installs now; an older venv keeps the rest as source,
-	# and this image sets PYTHONDONTWRITEBYTECODE, so every CLI start would compile ~3,000
-	# modules again (~5 s of a one-day backfill's ~10 s). A file that does not compile (a
-	# vendored fixture) only stays as source.
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $@
 
