@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 from feature_assets.kernel.contract import Contract
 from feature_assets.kernel.errors import FeatureDefinitionError
@@ -56,15 +57,26 @@ def run_dbt(project_dir: Path, args: list[str], target_path: Path | None = None)
         )
 
 
+def parse_lock(project_dir: Path) -> FileLock:
+    """One process parses (or reads what a parse writes) at a time: two `dbt parse` writing
+    target/manifest.json at once left it corrupt (two test workers in a fresh clone)."""
+    target = Path(project_dir) / TARGET
+    target.mkdir(parents=True, exist_ok=True)
+    return FileLock(target / ".parse.lock")
+
+
 def ensure_manifest(project_dir: Path) -> Path:
     """The manifest, parsed first when missing or older than a model, macro or YAML."""
-    if manifest_is_stale(project_dir):
-        run_dbt(project_dir, ["parse", "--quiet"])
+    with parse_lock(project_dir):
+        if manifest_is_stale(project_dir):
+            run_dbt(project_dir, ["parse", "--quiet"])
     return manifest_path(project_dir)
 
 
 def read_manifest(project_dir: Path) -> dict:
-    return json.loads(ensure_manifest(project_dir).read_text())
+    path = ensure_manifest(project_dir)
+    with parse_lock(project_dir):
+        return json.loads(path.read_text())
 
 
 def load_project_contract(project_dir: Path) -> Contract:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +22,7 @@ from feature_assets.kernel.manifest import (
 )
 from resources.dbt_manifest import load_project_contract
 from resources.settings import PROJECT_ROOT
-from tests.builders import make_settings
+from tests.builders import make_settings, run_within
 
 GOOD_NODE: dict[str, Any] = {
     "name": "user_daily_transactions_7d",
@@ -295,3 +297,31 @@ def test_raw_source_rules_are_strict_and_name_the_source() -> None:
         "raw source 'raw.card_transactions' (models/sources/raw.yml), field 'unique_key': "
         "must be a list of names, not 'transaction_id'"
     )
+
+
+def test_processes_starting_at_once_on_a_fresh_project_parse_it_once(tmp_path) -> None:
+    """Two test workers in a fresh clone both found no manifest, both ran `dbt parse`, and the
+    second write left target/manifest.json corrupt for everyone."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    read = (
+        "import sys; from pathlib import Path; from resources.dbt_manifest import read_manifest; "
+        "print(read_manifest(Path(sys.argv[1]))['metadata']['invocation_id'])"
+    )
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", read, str(project)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        for _ in range(3)
+    ]
+    outputs = run_within(readers, 600, "three processes reading a fresh project's manifest")
+    assert all(p.returncode == 0 for p in readers), outputs
+    assert len({out.strip() for out, _ in outputs}) == 1, outputs
+    # One parse: the others waited for it and found the manifest fresh.
+    assert (project / "logs" / "dbt.log").read_text().count("Running with dbt=") == 1
