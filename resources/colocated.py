@@ -230,8 +230,6 @@ class ColocatedPart:
     def features(self) -> Sequence[str]:
         return self._features
 
-    merges = True
-
     @property
     def reads_to_merge(self) -> bool:
         return self.companions is None

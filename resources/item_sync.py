@@ -126,8 +126,7 @@ class Destination(Protocol):
 
     def features(self) -> Sequence[str]: ...
 
-    merges: bool  # puts whole items holding other tables' parts too (`others`)
-    reads_to_merge: bool  # those parts are the stored ones, read
+    reads_to_merge: bool  # puts whole items whose other parts are the stored ones, read
 
     def creation_time(self) -> str:
         """When the DynamoDB table was created (a recreated table holds none of its past)."""
@@ -150,7 +149,7 @@ class Destination(Protocol):
     def others(
         self, keys: list[tuple], stored: dict[tuple, dict[str, Any]], empty: bool
     ) -> dict[tuple, dict[str, Any]]:
-        """For a destination that merges: the other parts of the items of `keys` (`stored`
+        """The other parts of the whole items of `keys` (none for a table's own items; `stored`
         holds the items already read)."""
         ...
 
@@ -187,7 +186,6 @@ class TableItems:
     def features(self) -> Sequence[str]:
         return self.table.feature_names
 
-    merges = False
     reads_to_merge = False
 
     def creation_time(self) -> str:
@@ -286,7 +284,7 @@ def write_changed(
             )
             decisions.append((key, record, item, stored, decision))
         writes = [key for key, *_, decision in decisions if decision is Decision.WRITE]
-        others = destination.others(writes, online, empty) if destination.merges else {}
+        others = destination.others(writes, online, empty)
         puts = []
         for key, record, item, stored, decision in decisions:
             if decision is Decision.WRITE:

@@ -118,7 +118,6 @@ class ServingLog:
         self._errors = 0
         self._writing = 0  # rows taken by the writer, not yet in a file
         self._closed = False
-        self._file_number = 0
         self._writer = threading.Thread(target=self._run, name="serving-log", daemon=True)
         self._writer.start()
         # A script that never calls close() still gets its rows written at exit.
@@ -226,10 +225,7 @@ class ServingLog:
     def _write_file(self, day: date, rows: pa.Table) -> None:
         target = self.path / f"{DAY_COLUMN}={day.isoformat()}"
         target.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            self._file_number += 1
-            number = self._file_number
-        name = f"{time.time_ns()}-{os.getpid()}-{number}-{uuid.uuid4().hex[:6]}.parquet"
+        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
         tmp = target / f".{name}.tmp"
         pq.write_table(rows, tmp)
         tmp.replace(target / name)

@@ -1,6 +1,6 @@
 """One refresh schedule per feature table, at the cadence its contract implies."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -30,8 +30,7 @@ def build_refresh_schedule(
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         # The newest complete day; a later tick the same day rebuilds it with late data.
-        tick = context.scheduled_execution_time or datetime.now(UTC)
-        day = last_complete_day(partitions_def.start.date(), tick)
+        tick, day = _newest_complete_day(context, partitions_def)
         if day is None:
             return dg.SkipReason("no complete daily partition yet")
         return dg.RunRequest(run_key=f"{day}@{tick.isoformat()}", partition_key=day.isoformat())
@@ -54,10 +53,17 @@ def build_monitoring_schedule(
         "online/offline parity of each online table.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        tick = context.scheduled_execution_time or datetime.now(UTC)
-        day = last_complete_day(partitions_def.start.date(), tick)
+        _, day = _newest_complete_day(context, partitions_def)
         if day is None:
             return dg.SkipReason("no complete day to monitor yet")
         return dg.RunRequest(run_key=f"monitor-{day}", partition_key=day.isoformat())
 
     return _schedule
+
+
+def _newest_complete_day(
+    context: dg.ScheduleEvaluationContext, partitions_def: dg.DailyPartitionsDefinition
+) -> tuple[datetime, date | None]:
+    """The tick's time, and the newest day complete by then (None before the first)."""
+    tick = context.scheduled_execution_time or datetime.now(UTC)
+    return tick, last_complete_day(partitions_def.start.date(), tick)

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from feature_assets.assets.build import build_definitions
-from feature_assets.assets.monitoring import build_drift_asset, drift_check_name, load_results
+from feature_assets.assets.monitoring import build_drift_asset, drift_check_name
 from feature_assets.assets.runs import pipeline_job
 from feature_assets.kernel.contract import Contract, FeatureService
 from feature_assets.kernel.names import MONITORING_JOB, PARITY_CHECK, online_asset_path
+from feature_assets.monitoring.report import load_results
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore

@@ -2,8 +2,6 @@
 per feature, as asset metadata (plotted by the UI over days), one warning check per feature,
 and an HTML report with charts."""
 
-import dataclasses
-import json
 from datetime import date
 from pathlib import Path
 
@@ -16,8 +14,6 @@ from feature_assets.monitoring.sources import monitored_columns, samples_for
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-
-RESULTS = "results.json"
 
 
 def drift_check_name(column: str) -> str:
@@ -83,8 +79,8 @@ def build_drift_asset(
             reference=reference.label,
             served=served.label,
         )
-        save_results(directory, service.name, results)
-        checks = []
+        report.save_results(directory, service.name, results)
+        checks, warned = [], []
         metadata: dict = {
             "report": dg.MetadataValue.path(str(page)),
             "reference": reference.label,
@@ -101,6 +97,8 @@ def build_drift_asset(
                 **({"kl": round(result.kl, 6)} if result.kl is not None else {}),
             }
             metadata.update({f"{name}/{result.feature}": v for name, v in figures.items()})
+            if alerts:
+                warned.append(result.feature)
             checks.append(
                 dg.AssetCheckResult(
                     check_name=drift_check_name(result.feature),
@@ -114,26 +112,8 @@ def build_drift_asset(
                     metadata=figures,
                 )
             )
-        warned = [r.feature for r in results if r.alerts(thresholds)]
         if warned:
             context.log.warning(f"{service.name} on {day}: drift in {', '.join(warned)}")
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _drift
-
-
-def save_results(directory: Path, service: str, results: list[drift.FeatureDrift]) -> None:
-    """The figures beside the page, so an index of every service can be written later."""
-    path = directory / service / RESULTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([dataclasses.asdict(r) for r in results]))
-
-
-def load_results(directory: Path, service: str) -> list[drift.FeatureDrift] | None:
-    path = directory / service / RESULTS
-    if not path.exists():
-        return None
-    return [
-        drift.FeatureDrift(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
-        for entry in json.loads(path.read_text())
-    ]

@@ -15,10 +15,12 @@ from feature_assets.cli import render, terminal
 from feature_assets.demo_data import DAILY_SOURCES, DemoDataSpec, generate_landing_data
 from feature_assets.kernel.contract import colocated_companions, colocations
 from feature_assets.kernel.errors import CallerError
+from feature_assets.kernel.names import PARITY_CHECK
 from feature_assets.kernel.refresh_policy import rewrite_horizon
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from resources.dbt_child import dbt_executable
+from resources.dbt_manifest import load_project_contract
 from resources.local_dynamodb import reset_signals, running_server, start_server, stop_server
 from resources.online_sync import sync_table
 from resources.settings import PROJECT_ROOT, Settings
@@ -277,10 +279,9 @@ def monitor(settings: Settings, day: date) -> bool:
     """Run the monitoring job for `day`, print what it found and write the report's index;
     whether parity held everywhere (drift only warns)."""
     from feature_assets.assets.build import build_definitions
-    from feature_assets.assets.monitoring import load_results
     from feature_assets.assets.runs import persistent_instance, run_monitoring
     from feature_assets.monitoring.drift import Thresholds
-    from feature_assets.monitoring.report import write_index
+    from feature_assets.monitoring.report import load_results, write_index
 
     defs = build_definitions(settings)
     result = run_monitoring(defs, persistent_instance(settings), day)
@@ -288,8 +289,8 @@ def monitor(settings: Settings, day: date) -> bool:
         print(f"monitoring run {result.run_id} FAILED; `make ui` shows each step", file=sys.stderr)
         return False
     directory = settings.monitoring_dir / day.isoformat()
-    store = FeatureStore.from_settings(replace(settings, serving_log_rate=0.0))
-    found = {s: load_results(directory, s) for s in sorted(store.services)}
+    services = load_project_contract(settings.dbt_project_dir).services
+    found = {s: load_results(directory, s) for s in sorted(services)}
     results = {service: r for service, r in found.items() if r is not None}
     thresholds = Thresholds()
     index = write_index(directory, results, thresholds, day=day.isoformat())
@@ -303,7 +304,7 @@ def monitor(settings: Settings, day: date) -> bool:
     held = True
     print("online/offline parity now:")
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.check_name.endswith("parity"):
+        if evaluation.check_name != PARITY_CHECK:
             continue
         held = held and evaluation.passed
         table = evaluation.asset_key.path[-1].removesuffix("_online")

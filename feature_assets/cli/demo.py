@@ -14,6 +14,7 @@ from feature_assets.cli import render
 from feature_assets.cli.commands import embedded_port, monitor, run_pipeline, yesterday
 from feature_assets.cli.parsing import WINDOW_WARMUP_DAYS
 from feature_assets.demo_data import DemoDataSpec, generate_landing_data
+from feature_assets.monitoring.sources import served_online
 from feature_assets.registry import Registry
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import start_server
@@ -157,7 +158,7 @@ def simulate_serving(settings: Settings, store: FeatureStore, last: date, *, day
     logged = FeatureStore.from_settings(replace(settings, serving_log_rate=1.0))
     today = datetime.now(UTC).date()
     for name, service in sorted(store.services.items()):
-        if not all(store.tables[t].online for t in service.table_names):
+        if not served_online(store.contract, service):
             continue  # read offline only: monitored over a window of its tables
         keys = sorted({k for t in service.table_names for k in store.tables[t].keys})
         training = pd.DataFrame(

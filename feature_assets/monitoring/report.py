@@ -9,7 +9,9 @@ path), so the directory can be copied, zipped or served as static files.
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,8 @@ from feature_assets.monitoring.drift import FeatureDrift, Thresholds
 REFERENCE_COLOR = "#a0aec0"
 SERVED_COLOR = "#2b6cb0"
 WARN_COLOR = "#c53030"
+# Each service's figures, beside its charts (for the index of every service).
+RESULTS = "results.json"
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a202c;
@@ -273,3 +277,20 @@ def _page(title: str, body: str) -> str:
 </main></body>
 </html>
 """
+
+
+def save_results(directory: Path, service: str, results: Sequence[FeatureDrift]) -> None:
+    """The figures beside the page, so an index of every service can be written later."""
+    path = directory / service / RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([dataclasses.asdict(r) for r in results]))
+
+
+def load_results(directory: Path, service: str) -> list[FeatureDrift] | None:
+    path = directory / service / RESULTS
+    if not path.exists():
+        return None
+    return [
+        FeatureDrift(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+        for entry in json.loads(path.read_text())
+    ]
