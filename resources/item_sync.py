@@ -50,8 +50,9 @@ from resources.online_store import BATCH_GET_LIMIT, key_text
 from resources.sql import ARROW_TYPES
 
 STATE_FOLDER = "_online_state"
-# Rows compared and written per round: bounds memory whatever the range.
-CHUNK_ROWS = 10_000
+# Rows compared per round: bounds memory whatever the range; small enough that the next
+# round's work overlaps this one's puts from the start.
+CHUNK_ROWS = 2_500
 # A remembered item: its times as stored, its expiry, a digest of its values, and for a
 # deferred one the true times of the row it stands for.
 EVENT, CREATED, EXPIRES, DIGEST = "__event", "__created", "__expires_at", "__digest"
@@ -72,15 +73,17 @@ def decide(
     stored: Mapping[str, Any] | None,
     item: Mapping[str, Any],
     horizon: int,
+    values: str | None = None,
 ) -> Decision:
     """What to do with one row's `item` (the table's item layout) over the `stored` one
-    (the same layout, or None). `horizon`: epoch seconds the stored expiry must outlast."""
+    (the same layout, or None). `horizon`: epoch seconds the stored expiry must outlast;
+    `values`: the item's digest, when already known."""
     if stored is None or EVENT_TIMESTAMP_ATTRIBUTE not in stored:
         return Decision.WRITE
     order = _compare_times(stored, item)
     if order > 0:
         return Decision.STORED_NEWER
-    if digest(stored, features) != digest(item, features):
+    if digest(stored, features) != (values or digest(item, features)):
         return Decision.WRITE
     if order == 0:
         return Decision.UNCHANGED
@@ -262,58 +265,79 @@ def write_changed(
     counts = SyncCounts()
     now_stored: dict[tuple, dict[str, Any]] = {}
     features = destination.features()
-    for batch in rows.to_batches(max_chunksize=CHUNK_ROWS):
-        records = batch.to_pylist()
-        keys = [tuple(r[k] for k in table.keys) for r in records]
-        if empty:
-            online = {}
-        elif remembered is None:
-            reads = not always_write or destination.reads_to_merge
-            online = destination.read(keys) if reads else {}
-        else:
-            online = destination.read([k for k in keys if k in read_keys]) if read_keys else {}
-        decisions = []
-        for key, record in zip(keys, records, strict=True):
-            item = to_item(table, record)
-            if empty or remembered is None or key in read_keys:
-                stored = destination.part_of(online.get(key))
+
+    def chunks() -> Iterator[list[dict[str, Any]]]:
+        """The items to put, a chunk of rows at a time (counts and `now_stored` filled in)."""
+        for batch in rows.to_batches(max_chunksize=CHUNK_ROWS):
+            records = batch.to_pylist()
+            keys = [tuple(r[k] for k in table.keys) for r in records]
+            if empty:
+                online = {}
+            elif remembered is None:
+                reads = not always_write or destination.reads_to_merge
+                online = destination.read(keys) if reads else {}
             else:
-                stored = _as_item(remembered.get(key))
-            decision = (
-                Decision.WRITE if always_write else decide(table, features, stored, item, horizon)
-            )
-            decisions.append((key, record, item, stored, decision))
-        writes = [key for key, *_, decision in decisions if decision is Decision.WRITE]
-        others = destination.others(writes, online, empty)
-        puts = []
-        for key, record, item, stored, decision in decisions:
-            if decision is Decision.WRITE:
-                puts.append(destination.merged(key, others.get(key), item))
-                counts.written_days[record[table.partition_column]] += 1
-                now_stored[key] = entry_of(item, features)
-                continue
-            entry = entry_of(stored, features)
-            if decision is Decision.UNCHANGED:
-                counts.unchanged += 1
-            elif decision is Decision.STORED_NEWER:
-                counts.stored_newer += 1
-            else:
-                counts.deferred += 1
-                entry[TRUE_EVENT] = item[EVENT_TIMESTAMP_ATTRIBUTE]["S"]
-                entry[TRUE_CREATED] = item.get(CREATED_TIMESTAMP_ATTRIBUTE, {}).get("S")
-            now_stored[key] = entry
-        counts.written += destination.put(iter(puts), on_written)
+                online = destination.read([k for k in keys if k in read_keys]) if read_keys else {}
+            decisions = []
+            for key, record in zip(keys, records, strict=True):
+                item = to_item(table, record)
+                values = digest(item, features)
+                if empty or remembered is None or key in read_keys:
+                    stored = destination.part_of(online.get(key))
+                else:
+                    stored = _as_item(remembered.get(key))
+                decision = (
+                    Decision.WRITE
+                    if always_write
+                    else decide(table, features, stored, item, horizon, values)
+                )
+                decisions.append((key, record, item, values, stored, decision))
+            writes = [key for key, *_, decision in decisions if decision is Decision.WRITE]
+            others = destination.others(writes, online, empty)
+            puts = []
+            for key, record, item, values, stored, decision in decisions:
+                if decision is Decision.WRITE:
+                    puts.append(destination.merged(key, others.get(key), item))
+                    counts.written_days[record[table.partition_column]] += 1
+                    now_stored[key] = entry_of(item, features, values)
+                    continue
+                entry = entry_of(stored, features)
+                if decision is Decision.UNCHANGED:
+                    counts.unchanged += 1
+                elif decision is Decision.STORED_NEWER:
+                    counts.stored_newer += 1
+                else:
+                    counts.deferred += 1
+                    entry[TRUE_EVENT] = item[EVENT_TIMESTAMP_ATTRIBUTE]["S"]
+                    entry[TRUE_CREATED] = item.get(CREATED_TIMESTAMP_ATTRIBUTE, {}).get("S")
+                now_stored[key] = entry
+            yield puts
+
+    counts.written = destination.put(computed_ahead(chunks()), on_written)
     return counts, now_stored
 
 
-def entry_of(item: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any]:
-    """What to remember of a stored item (in the table's item layout)."""
+def computed_ahead(chunks: Iterator[list[Any]]) -> Iterator[Any]:
+    """The elements of `chunks`, the next chunk computed in a thread while this one's are
+    consumed: a sync's Python work overlaps its puts on the wire, where the server works."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield from chunk
+
+
+def entry_of(
+    item: Mapping[str, Any], features: Sequence[str], values: str | None = None
+) -> dict[str, Any]:
+    """What to remember of a stored item (in the table's item layout; `values`, its digest
+    when already known)."""
     expiry = item.get(EXPIRY_ATTRIBUTE)
     return {
         EVENT: item[EVENT_TIMESTAMP_ATTRIBUTE]["S"],
         CREATED: item.get(CREATED_TIMESTAMP_ATTRIBUTE, {}).get("S"),
         EXPIRES: int(expiry["N"]) if expiry else None,
-        DIGEST: digest(item, features),
+        DIGEST: values or digest(item, features),
         TRUE_EVENT: item.get(TRUE_EVENT),
         TRUE_CREATED: item.get(TRUE_CREATED),
     }

@@ -3,6 +3,7 @@ did not change, and still never lets a served value expire early nor goes back i
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import date, datetime, timedelta
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from feature_assets.kernel.refresh_policy import refresh_interval, rewrite_horizon
 from resources.colocated import ColocatedItems
-from resources.item_sync import TRUE_EVENT, SyncState
+from resources.item_sync import TRUE_EVENT, SyncState, computed_ahead
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.online_sync import apply_pushes, sync_table
@@ -362,3 +363,69 @@ def test_a_colocated_item_is_put_once_per_run_and_nothing_is_read_to_merge(
         assert ("BatchGetItem", service_table) not in calls, calls
     reads = colocated_reads(online, end_of(day))
     assert [r.values for r in reads[1][:2]] == [{"value": 11}, {"value": 21}]
+
+
+def test_the_next_chunk_is_computed_while_this_ones_items_are_put() -> None:
+    """`computed_ahead` overlaps a sync's Python work with its puts: chunk 2 is being computed
+    before the consumer has taken the last item of chunk 1, and errors reach the consumer."""
+    events: list[str] = []
+    second_started = threading.Event()
+
+    def chunks():
+        for n in range(3):
+            events.append(f"compute {n}")
+            if n == 1:
+                second_started.set()
+            yield [f"{n}.{i}" for i in range(3)]
+
+    taken = []
+    for item in computed_ahead(chunks()):
+        if item == "0.2":
+            # Still consuming chunk 0: chunk 1 is computed meanwhile, not after.
+            assert second_started.wait(timeout=30), events
+        taken.append(item)
+    assert taken == [f"{n}.{i}" for n in range(3) for i in range(3)]
+
+    def failing():
+        yield ["a"]
+        raise ValueError("feature table 't': bad row")
+
+    with pytest.raises(ValueError, match="bad row"):
+        list(computed_ahead(failing()))
+
+
+def test_a_tables_destinations_are_written_at_the_same_time(online_server, tmp_path) -> None:
+    """The table's own items and its co-located service's items go to the server from two
+    threads: each destination's first put is under way before either's puts end."""
+    offline, online = stores(online_server.endpoint, tmp_path)
+    day = FIRST_DAY
+    for table in (TABLE, OTHER):
+        publish_rows(offline, table, [feature_row(u, day, u) for u in range(1, 601)])
+    in_flight: dict[str, int] = {}
+    both, missed = threading.Event(), threading.Event()
+    lock = threading.Lock()
+    original = OnlineStore._write_batch
+
+    def write_batch(self, name, items):
+        with lock:
+            in_flight[name] = in_flight.get(name, 0) + 1
+            if len(in_flight) == 2:
+                both.set()
+        # Without overlap, the first destination waits here in vain (once).
+        if not missed.is_set() and not both.wait(timeout=30):
+            missed.set()
+        try:
+            return original(self, name, items)
+        finally:
+            with lock:
+                in_flight[name] -= 1
+                if not in_flight[name]:
+                    del in_flight[name]
+
+    OnlineStore._write_batch = write_batch
+    try:
+        counts = sync_pair(offline, online, TABLE, day, end_of(day) + timedelta(hours=1))
+    finally:
+        OnlineStore._write_batch = original
+    assert both.is_set()
+    assert sorted(c.written for c in counts.values()) == [600, 600]
