@@ -204,6 +204,13 @@ class OfflineStore:
 
         return self._within_audit_memory(find)
 
+    def staged_aggregate(self, table: FeatureTable, run_id: str, expressions: list[str]) -> tuple:
+        """One aggregate pass over the staged rows: the values of `expressions` (SQL
+        aggregates over the staged columns), under the flat memory budget."""
+        staged = self._staged(table, run_id)
+        query = f"SELECT {', '.join(expressions)} FROM {staged}"
+        return self._within_audit_memory(lambda con: con.execute(query).fetchone())
+
     def staged_statistics(self, table: FeatureTable, run_id: str) -> dict[date, dict]:
         """Per staged day: rows, then per feature null rate and distinct count, and min / max
         / mean when numeric (keys `<feature>.<statistic>`): one aggregate pass of fixed-size

@@ -13,6 +13,7 @@ import pandera.pandas as pa
 from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.errors import PartitionValidationError, PushValidationError
 from feature_assets.validation.checks import CHECKS
+from feature_assets.validation.compiled import staged_rows_pass
 from resources.offline_store import OfflineStore
 
 PANDAS_DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
@@ -99,22 +100,26 @@ def audit_staged(
     declares them (a wrong type fails every day), then the pandera schema, each failure
     charged to the day of its row (one not tied to a built day fails every day).
 
-    Memory stays flat whatever the size: pandera sees one batch of rows at a time, and the
-    one check across batches (keys and event time unique) is a DuckDB aggregate that spills
+    Memory stays flat whatever the size: rows one DuckDB aggregate proves clean are not
+    turned into pandas at all (`compiled`); otherwise pandera sees one batch of rows at a time,
+    and the one check across batches (keys and event time unique) is a DuckDB aggregate that spills
     to disk past the store's audit memory limit. Failure cases are kept as samples
     (`SAMPLE_CASES` per column, check and day) and counted in full."""
+    types = store.staged_types(table, run_id)
     try:
-        check_time_types(table, store.staged_types(table, run_id), days)
+        check_time_types(table, types, days)
     except PartitionValidationError as error:
         return [DayVerdict(day, str(error)) for day in days]
-    schema = partition_schema(table, days, unique=False)
     samples, totals = [], Counter()
-    for batch in store.staged_batches(table, run_id):
-        try:
-            schema.validate(batch, lazy=True)
-        except pa.errors.SchemaErrors as errors:
-            found = _with_days(table, errors.failure_cases, batch)
-            _keep(found, samples, totals)
+    # Rows one DuckDB pass proves clean skip pandera (which would find nothing).
+    if not staged_rows_pass(store, table, run_id, days, types):
+        schema = partition_schema(table, days, unique=False)
+        for batch in store.staged_batches(table, run_id):
+            try:
+                schema.validate(batch, lazy=True)
+            except pa.errors.SchemaErrors as errors:
+                found = _with_days(table, errors.failure_cases, batch)
+                _keep(found, samples, totals)
     duplicates = store.staged_duplicates(table, run_id)
     if len(duplicates):
         _keep(_duplicate_cases(table, duplicates), samples, totals)
