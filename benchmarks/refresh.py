@@ -288,26 +288,37 @@ def refresh(
     )
 
 
-def stage_rows(work: Path, days: int, rows_per_day: int) -> str:
-    """A run's staged file of `days` x `rows_per_day` valid rows; returns the run id."""
+def stage_rows(work: Path, table_name: str, days: int, rows_per_day: int) -> str:
+    """A run's staged file of `days` x `rows_per_day` valid rows of `table_name` (integer or
+    string keys); returns the run id."""
     import duckdb
 
     from resources.dbt_manifest import load_project_contract
     from resources.offline_store import OfflineStore
 
-    table = load_project_contract(ROOT / "dbt_project").tables[RSS_TABLE]
+    table = load_project_contract(ROOT / "dbt_project").tables[table_name]
     store = OfflineStore(root=str(work / "offline"), staging_root=str(work / "staging"))
     run_id = uuid.uuid4().hex
     staged = store.staged_path(table, run_id)
     staged.parent.mkdir(parents=True)
+    # Days interleaved, as a model's output comes (every day's file open at once when split);
+    # keys unique per day: the first spreads over the day's rows, the others cycle.
+    width = 13 if len(table.keys) > 1 else 1
+    keys = [f"((i // {days}) // {width})::BIGINT AS {table.keys[0]}"] + [
+        f"'{key}_' || ((i // {days}) % {width}) AS {key}"
+        if table.key_types[key] == "str"
+        else f"((i // {days}) % {width})::BIGINT AS {key}"
+        for key in table.keys[1:]
+    ]
     features = ", ".join(
-        f"{'(i % 97)::BIGINT' if f.logical_type == 'int' else '(i % 89)::DOUBLE'} AS {f.name}"
+        f"{'(i % 7)::BIGINT' if f.logical_type == 'int' else '((i % 89) / 89.0)::DOUBLE'} "
+        f"AS {f.name}"
         for f in table.features
     )
     duckdb.connect().execute(
-        f"""COPY (SELECT (i % {rows_per_day})::BIGINT AS user_id,
-            DATE '{RSS_FIRST_DAY}' + (i // {rows_per_day})::INT AS feature_date,
-            (DATE '{RSS_FIRST_DAY}' + (i // {rows_per_day})::INT + INTERVAL 1 DAY)::TIMESTAMP
+        f"""COPY (SELECT {", ".join(keys)},
+            DATE '{RSS_FIRST_DAY}' + (i % {days})::INT AS feature_date,
+            (DATE '{RSS_FIRST_DAY}' + (i % {days})::INT + INTERVAL 1 DAY)::TIMESTAMP
                 AS event_timestamp,
             TIMESTAMP '{RSS_FIRST_DAY}' AS created_at, {features}
             FROM range({days * rows_per_day}) r(i)) TO '{staged}' (FORMAT parquet)"""
@@ -323,13 +334,13 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def rss_child(work: Path, run_id: str, days: int) -> None:
+def rss_child(work: Path, table_name: str, run_id: str, days: int) -> None:
     """Audit, summarize and publish a staged run, in this fresh process."""
     from feature_assets.validation.partition import audit_staged
     from resources.dbt_manifest import load_project_contract
     from resources.offline_store import OfflineStore
 
-    table = load_project_contract(ROOT / "dbt_project").tables[RSS_TABLE]
+    table = load_project_contract(ROOT / "dbt_project").tables[table_name]
     store = OfflineStore(root=str(work / "offline"), staging_root=str(work / "staging"))
     baseline = peak_rss_kib()
     day_list = [RSS_FIRST_DAY + timedelta(days=d) for d in range(days)]
@@ -343,14 +354,14 @@ def rss_child(work: Path, run_id: str, days: int) -> None:
     print(json.dumps({"baseline_kib": baseline, "peak_kib": peak, "seconds": elapsed}))
 
 
-def rss(repeats: int) -> None:
-    rows_per_day = 20_000
+def rss(repeats: int, table_name: str, rows_per_day: int) -> None:
+    print(f"{table_name}, {rows_per_day} staged rows a day")
     results = {}
     for days in (1, 60):
         runs = []
         for _ in range(repeats):
             work = Path(tempfile.mkdtemp(prefix="refresh-rss-"))
-            run_id = stage_rows(work, days, rows_per_day)
+            run_id = stage_rows(work, table_name, days, rows_per_day)
             out = subprocess.run(
                 [
                     sys.executable,
@@ -358,6 +369,7 @@ def rss(repeats: int) -> None:
                     "benchmarks.refresh",
                     "--rss-child",
                     str(work),
+                    table_name,
                     run_id,
                     str(days),
                 ],
@@ -400,13 +412,15 @@ def main() -> None:
         "new data, as in production",
     )
     parser.add_argument("--rss", action="store_true")
-    parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-table", default=RSS_TABLE, help="the table --rss stages")
+    parser.add_argument("--rss-rows", type=int, default=20_000, help="its rows a day")
+    parser.add_argument("--rss-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        work, run_id, days = args.rss_child
-        rss_child(Path(work), run_id, int(days))
+        work, table_name, run_id, days = args.rss_child
+        rss_child(Path(work), table_name, run_id, int(days))
     elif args.rss:
-        rss(args.repeats)
+        rss(args.repeats, args.rss_table, args.rss_rows)
     else:
         refresh(args.server, args.users, args.days, args.repeats, args.rewrite_all, args.next_day)
 

@@ -56,6 +56,7 @@ STAGED_FILE_TEMPLATE = "{table}.parquet"
 # from 1 to 60 staged days (benchmarks/refresh.py --rss).
 AUDIT_MEMORY_LIMIT = "40MB"
 AUDIT_BATCH_VECTORS = 16
+PARTITION_FLUSH_ROWS = 2_048
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
 
@@ -139,6 +140,10 @@ class OfflineStore:
         """A connection whose memory stays flat: past its limit, aggregates spill to disk."""
         con = self.connect(memory_limit=memory_limit or AUDIT_MEMORY_LIMIT)
         con.execute("SET threads = 1")  # one pass at a time keeps the buffers small too
+        # A split by day buffers up to this many rows per day before writing them: at the
+        # default (524,288) the 60-day demo's largest table ran out of the budget, and its
+        # publish ran again under the store's limit at ~950 MB.
+        con.execute(f"SET partitioned_write_flush_threshold = {PARTITION_FLUSH_ROWS}")
         return con
 
     def _within_audit_memory(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
