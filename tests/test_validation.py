@@ -155,3 +155,32 @@ def test_rows_wider_than_the_flat_memory_budget_are_audited_and_published_anyway
     assert store.staged_statistics(table, run_id)[DAY]["rows"] == 100_000
     store.publish(table, run_id, days)
     assert len(store.read_partition(table, days[1])) == 100_000
+
+
+def test_publishing_many_interleaved_days_stays_in_the_flat_memory_budget(
+    demo_tables, tmp_path, monkeypatch
+) -> None:
+    """A model's output holds its days interleaved, so the split by day has every day open at
+    once: it must flush within the budget, not fall back to the store's own limit (at
+    DuckDB's default flush, 60 x 20,000 rows run out of 16 MB)."""
+    monkeypatch.setattr("resources.offline_store.AUDIT_MEMORY_LIMIT", "16MB")
+    table = demo_tables["user_daily_transactions_7d"]
+    store = OfflineStore(root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"))
+    monkeypatch.setattr(store, "_within_audit_memory", lambda work: work(store.audit_connection()))
+    run_id = uuid.uuid4().hex
+    path = store.staged_path(table, run_id)
+    path.parent.mkdir(parents=True)
+    features = ", ".join(
+        f"(i % 7)::{'BIGINT' if f.logical_type == 'int' else 'DOUBLE'} AS {f.name}"
+        for f in table.features
+    )
+    duckdb.connect().execute(
+        f"""COPY (SELECT (i // 60)::BIGINT AS user_id,
+            DATE '{DAY}' + (i % 60)::INT AS feature_date,
+            (DATE '{DAY}' + (i % 60)::INT + INTERVAL 12 HOUR)::TIMESTAMP AS event_timestamp,
+            TIMESTAMP '{DAY}' AS created_at, {features}
+            FROM range(60 * 20000) r(i)) TO '{path}' (FORMAT parquet)"""
+    )
+    days = [DAY + timedelta(days=d) for d in range(60)]
+    store.publish(table, run_id, days)
+    assert len(store.read_partition(table, days[-1])) == 20_000
