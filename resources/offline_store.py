@@ -561,11 +561,9 @@ class OfflineStore:
         if files:
             return _read(files)
         # No published partition in the window: an empty relation of the right shape joins to NULLs.
-        types = {**table.key_types, table.timestamp: "timestamp", table.partition_column: "date"}
-        if table.created_timestamp:
-            types[table.created_timestamp] = "timestamp"
-        types.update({f.name: f.logical_type for f in table.features})
-        typed = [f"CAST(NULL AS {DUCKDB_TYPES[t]}) AS {ident(c)}" for c, t in types.items()]
+        typed = [
+            f"CAST(NULL AS {DUCKDB_TYPES[t]}) AS {ident(c)}" for c, t in table.column_types.items()
+        ]
         return f"(SELECT {', '.join(typed)} WHERE false)"
 
 

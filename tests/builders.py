@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,11 @@ def feature_table_node(
     if patch_path:
         node["patch_path"] = patch_path
     return node
+
+
+def end_of(day: date) -> datetime:
+    """Midnight after `day`: the event time of a daily row that covers the whole day."""
+    return datetime.combine(day, datetime.min.time()) + timedelta(days=1)
 
 
 MICROSECONDS = pa.timestamp("us")  # the type the dbt macro writes

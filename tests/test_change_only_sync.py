@@ -18,16 +18,12 @@ from resources.item_sync import TRUE_EVENT, SyncState, computed_ahead
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.online_sync import apply_pushes, sync_table
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import end_of, publish_rows, synthetic_table
 
 FIRST_DAY = date(2026, 3, 1)
 ENTITIES = (1, 2, 3)
 # Long enough that an unchanged value may be left with its older event time (deferred).
 TABLE = synthetic_table(name="user_daily_balance_4d", ttl=timedelta(days=4))
-
-
-def end_of(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time()) + timedelta(days=1)
 
 
 def feature_row(user_id: int, day: date, value: int) -> dict:

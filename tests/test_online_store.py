@@ -21,7 +21,7 @@ from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.settings import PROJECT_ROOT
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import end_of, publish_rows, synthetic_table
 
 T0 = datetime(2026, 1, 2)
 
@@ -47,7 +47,7 @@ def row(user_id: int, day: date, value: int, created_hour: int = 1) -> dict:
     return {
         "user_id": user_id,
         "feature_date": day,
-        "event_timestamp": datetime.combine(day, datetime.min.time()) + timedelta(days=1),
+        "event_timestamp": end_of(day),
         "created_at": T0 + timedelta(hours=created_hour),
         "value": value,
     }

@@ -21,7 +21,7 @@ from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
 from resources.online_sync import sync_table
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import end_of, publish_rows, synthetic_table
 
 TABLE = synthetic_table(
     name="user_daily_score_3d",
@@ -34,10 +34,6 @@ DAYS = [FIRST_DAY + timedelta(days=n) for n in range(5)]
 USERS = range(1, 31)
 # Their latest row is on the first day: long expired when the last day is served.
 GONE_QUIET = (1, 2, 3)
-
-
-def end_of(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time()) + timedelta(days=1)
 
 
 def feature_row(user_id: int, day: date, value: int, score: float | None = None) -> dict:

@@ -107,6 +107,16 @@ class FeatureTable:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
 
+    @property
+    def column_types(self) -> dict[str, str]:
+        """Every column of the table's files and its logical type, in file order: keys,
+        event time, partition day, created time, features."""
+        types = {**self.key_types, self.timestamp: "timestamp", self.partition_column: "date"}
+        if self.created_timestamp:
+            types[self.created_timestamp] = "timestamp"
+        types.update({f.name: f.logical_type for f in self.features})
+        return types
+
     def feature(self, name: str) -> FeatureColumn:
         for feature in self.features:
             if feature.name == name:

@@ -23,7 +23,7 @@ from resources.sql import ident, literal
 INTEGERS = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
 )
-EXACT_TYPES = {
+UNCOERCED_TYPES = {
     "int": INTEGERS,
     "float": frozenset({"FLOAT", "DOUBLE"}),
     "bool": frozenset({"BOOLEAN"}),
@@ -53,16 +53,10 @@ def staged_rows_pass(
 def compile_rules(table: FeatureTable, days: list[date], types: dict[str, str]) -> list[str] | None:
     """One `count_if(<violation>)` per rule, or None when a column or check has no exact
     compiled form (pandera then checks the rows)."""
-    declared = {
-        **{key: table.key_types[key] for key in table.keys},
-        table.timestamp: "timestamp",
-        table.partition_column: "date",
-        **({table.created_timestamp: "timestamp"} if table.created_timestamp else {}),
-        **{f.name: f.logical_type for f in table.features},
-    }
+    declared = table.column_types
     if set(types) != set(declared):
         return None  # strict schema: pandera names the extra or missing columns
-    if any(types[c] not in EXACT_TYPES.get(kind, ()) for c, kind in declared.items()):
+    if any(types[c] not in UNCOERCED_TYPES.get(kind, ()) for c, kind in declared.items()):
         return None
     required = [*table.keys, table.timestamp, table.partition_column]
     if table.created_timestamp:
