@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 # source, and this image sets PYTHONDONTWRITEBYTECODE, so every CLI start would compile ~3,000
 # modules again (~5 s of a one-day backfill's ~10 s). A file that does not compile (a vendored
 # fixture) only stays as source.
+# Java: Spark's runtime (the spark engine and its test tier), from Debian's packages when the
+# machine has none.
 $(BIN)/.installed: pyproject.toml
+	command -v java >/dev/null || apt-get install -y --no-install-recommends openjdk-17-jre-headless
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'

@@ -42,7 +42,16 @@ from resources.entity_source import (
 from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
 from resources.push_log import PUSH_FOLDER, PushLog
 from resources.settings import Settings
-from resources.sql import ARROW_TYPES, DUCKDB_TYPES, file_list, ident, literal
+from resources.spark_point_in_time import (
+    AT,
+    AT_CEIL,
+    SPARK_RESULT,
+    entity_keys,
+    spark_features,
+    spark_join_query,
+)
+from resources.spark_session import spark_session
+from resources.sql import ARROW_TYPES, DUCKDB_TYPES, column_list, file_list, ident, literal
 from resources.training_set import OnDemandStep, TrainingSet
 
 DATA_FILE = "data.parquet"
@@ -73,16 +82,24 @@ class OfflineStore:
     """Published feature partitions as Parquet files; DuckDB in-process for every query."""
 
     def __init__(
-        self, root: str | Path, staging_root: str | Path, memory_limit: str = "4GB"
+        self,
+        root: str | Path,
+        staging_root: str | Path,
+        memory_limit: str = "4GB",
+        engine: str = "duckdb",
     ) -> None:
+        """`engine`: what runs the training-set join, "duckdb" (in process) or "spark"."""
         self.root = str(root)
         self.staging_root = str(staging_root)
         self.memory_limit = memory_limit
+        self.engine = engine
         self.push_log = PushLog(root)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineStore:
-        return cls(root=settings.offline_dir, staging_root=settings.staging_dir)
+        return cls(
+            root=settings.offline_dir, staging_root=settings.staging_dir, engine=settings.engine
+        )
 
     # --- layout -------------------------------------------------------------------------
 
@@ -457,6 +474,16 @@ class OfflineStore:
                 OnDemandStep(feature, inputs, dict(zip(request.outputs, names, strict=True)))
             )
         first, last = entity_time_range(con)
+        hidden = [
+            name
+            for r in requests
+            for name in r.all_output_names(full_feature_names)[len(r.features) :]
+        ]
+        if self.engine == "spark":
+            query = self._join_on_spark(
+                con, requests, first, last, created_timestamp_cutoff, full_feature_names
+            )
+            return TrainingSet(con, query, steps, hidden)
         sources: dict[str, str] = {}
         plans: dict[str, JoinPlan] = {}
         for request in requests:
@@ -474,12 +501,34 @@ class OfflineStore:
         query = point_in_time_query(
             ENTITY_VIEW, requests, sources, plans, full_feature_names=full_feature_names
         )
-        hidden = [
-            name
-            for r in requests
-            for name in r.all_output_names(full_feature_names)[len(r.features) :]
-        ]
         return TrainingSet(con, query, steps, hidden)
+
+    def _join_on_spark(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        requests: list[FeatureRequest],
+        first: datetime | None,
+        last: datetime | None,
+        cutoff: bool,
+        full_feature_names: bool = False,
+    ) -> str:
+        """Run the join's plan on Spark (the entity rows' keys and times go there, the
+        features per row id come back); returns the DuckDB query that puts them beside the
+        input columns."""
+        keys = entity_keys(requests)
+        entity = con.sql(
+            f"SELECT {column_list(keys)}, __entity_row, epoch_us(__entity_ts) AS {AT}, "
+            f"epoch_us(__entity_ts_ceil) AS {AT_CEIL} FROM {ENTITY_VIEW}"
+        ).to_arrow_table()
+        files = {
+            r.table.name: self.files_for_window(r.table, first, last)
+            + self.pushed_files_for_window(r.table, first, last)
+            for r in requests
+        }
+        spark = spark_session(Path(self.staging_root) / ".spark")
+        cutoffs = {r.table.name: cutoff and r.table.created_timestamp is not None for r in requests}
+        con.register(SPARK_RESULT, spark_features(spark, entity, requests, files, cutoffs))
+        return spark_join_query(ENTITY_VIEW, requests, full_feature_names=full_feature_names)
 
     def write_entity_rows(
         self, entity: Any, path: Path, timestamp_column: str

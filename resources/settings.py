@@ -19,6 +19,7 @@ DEFAULT_PORT = 8766
 # botocore attempts per DynamoDB call, before the sync step's own (Dagster) retry.
 DEFAULT_DYNAMODB_MAX_ATTEMPTS = 8
 DEFAULT_START_DATE = "2025-01-01"
+ENGINES = ("duckdb", "spark")
 # The first day built in this home (the demo records its own), so Dagster's partition set
 # starts where the data does instead of offering hundreds of empty days.
 START_DATE_FILE = "start_date"
@@ -50,6 +51,8 @@ class Settings:
     dynamodb_max_attempts: int = DEFAULT_DYNAMODB_MAX_ATTEMPTS
     # Share of online reads whose answers are logged for monitoring (0: none).
     serving_log_rate: float = 0.0
+    # What builds and joins: "duckdb" (embedded) or "spark" (resources/spark_session.py).
+    engine: str = "duckdb"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +76,7 @@ class Settings:
                 os.environ.get("FEATURE_STORE_DYNAMODB_MAX_ATTEMPTS", DEFAULT_DYNAMODB_MAX_ATTEMPTS)
             ),
             serving_log_rate=_rate("FEATURE_STORE_SERVING_LOG_RATE"),
+            engine=_engine(),
         )
 
     @property
@@ -111,6 +115,13 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+
+def _engine() -> str:
+    engine = os.environ.get("FEATURE_STORE_ENGINE", "").strip() or "duckdb"
+    if engine not in ENGINES:
+        raise CallerError(f"FEATURE_STORE_ENGINE={engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
 
 
 def _rate(variable: str) -> float:

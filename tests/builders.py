@@ -35,6 +35,9 @@ from resources.settings import PROJECT_ROOT, Settings
 from resources.sql import ARROW_TYPES
 
 MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
+# The training-set join's engines: its oracle tests run on both. Spark is its own tier
+# (`pytest -m spark`; a local JVM), which `make test` runs too.
+JOIN_ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 # The factor a budget allows over the measured or expected duration of the work: generous,
 # because the machine may be shared, and never a fixed deadline.
 BUDGET_FACTOR = 10

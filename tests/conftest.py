@@ -1,6 +1,6 @@
 """Shared fixtures: a real DynamoDB-compatible server over loopback, the demo contract.
 
-Any test that uses the server (directly or through another fixture) is marked
+Any test that uses the server (directly or through another fixture) or Spark is marked
 `integration`; `make test-unit` runs the rest.
 """
 
@@ -19,7 +19,8 @@ from tests.builders import free_port
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "online_server" in getattr(item, "fixturenames", ()):
+        # A Spark session is a real process too (a JVM).
+        if "online_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.integration)
 
 

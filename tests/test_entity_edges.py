@@ -19,7 +19,7 @@ from feature_assets.kernel.errors import EntityInputError, PartitionValidationEr
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import JOIN_ENGINES, publish_rows, synthetic_table
 from tests.test_point_in_time import BASE, feature_rows, oracle, renamed
 
 NANOS = [-999, -500, -1, 1, 500, 999]
@@ -28,8 +28,8 @@ FORMS = ["pandas_ns", "pandas_utc_ns", "arrow_utc_ns", "polars_ns", "parquet_ns"
 LOOKALIKES = ["e", "f0", "f0_rows", "_entity_ts", "ENTITY_ROW", "event_timestamp_1"]
 
 
-def store_at(tmp: Path) -> OfflineStore:
-    return OfflineStore(root=str(tmp / "offline"), staging_root=str(tmp / "staging"))
+def store_at(tmp: Path, engine: str = "duckdb") -> OfflineStore:
+    return OfflineStore(root=str(tmp / "offline"), staging_root=str(tmp / "staging"), engine=engine)
 
 
 @st.composite
@@ -83,15 +83,16 @@ def entity_input(entities: list[dict], form: str, extra: str, tmp: Path):
     form=st.sampled_from(FORMS),
     extra=st.sampled_from(LOOKALIKES),
 )
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
 def test_nanosecond_entity_times_never_leak_in_any_input_form(
-    tmp_path_factory, data, ttl_hours, cutoff, form, extra
+    tmp_path_factory, data, ttl_hours, cutoff, form, extra, engine
 ) -> None:
     ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
     table = synthetic_table(ttl=ttl, features=("value_0",))
     rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
     entities = data.draw(nanosecond_entities(rows, ttl))
     tmp = tmp_path_factory.mktemp("ns")
-    store = store_at(tmp)
+    store = store_at(tmp, engine)
     if rows:
         publish_rows(store, table, rows)
     result = store.get_historical_features(
@@ -109,9 +110,9 @@ def test_nanosecond_entity_times_never_leak_in_any_input_form(
     assert passed_through.astype("int64").tolist() == [e["event_timestamp"].value for e in entities]
 
 
-def one_row_store(tmp: Path, ttl: timedelta | None = timedelta(hours=30)):
+def one_row_store(tmp: Path, ttl: timedelta | None = timedelta(hours=30), engine: str = "duckdb"):
     table = synthetic_table(ttl=ttl, features=("value_0",))
-    store = store_at(tmp)
+    store = store_at(tmp, engine)
     publish_rows(
         store,
         table,
@@ -133,8 +134,11 @@ def join(store: OfflineStore, table, entity) -> list:
     return [None if pd.isna(v) else int(v) for v in result.to_pandas()["value_0"]]
 
 
-def test_a_row_nanoseconds_after_the_entity_time_or_past_its_ttl_is_not_used(tmp_path) -> None:
-    table, store = one_row_store(tmp_path)
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
+def test_a_row_nanoseconds_after_the_entity_time_or_past_its_ttl_is_not_used(
+    tmp_path, engine
+) -> None:
+    table, store = one_row_store(tmp_path, engine=engine)
     at = pd.Timestamp(BASE)
     ttl_edge = at + pd.Timedelta(hours=30)
     entity = pd.DataFrame(
@@ -163,8 +167,9 @@ def test_a_reserved_input_column_is_a_clear_error_not_a_silent_replacement(
         join(store, table, entity)
 
 
-def test_entity_times_in_year_1_and_9999_join_without_overflow(tmp_path) -> None:
-    table, store = one_row_store(tmp_path)
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
+def test_entity_times_in_year_1_and_9999_join_without_overflow(tmp_path, engine) -> None:
+    table, store = one_row_store(tmp_path, engine=engine)
     times = pa.array([datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)], pa.timestamp("us"))
     entity = pa.table({"user_id": [1, 1], "event_timestamp": times})
     assert join(store, table, entity) == [None, None]  # too early; past the 30h TTL

@@ -15,7 +15,7 @@ from feature_assets.kernel.errors import FeatureReferenceError
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import JOIN_ENGINES, publish_rows, synthetic_table
 
 BASE = datetime(2026, 1, 1)
 
@@ -91,8 +91,11 @@ def run_join(
     tables_rows: list[tuple[FeatureTable, list[dict]]],
     entities: list[dict],
     cutoff: bool = False,
+    engine: str = "duckdb",
 ) -> pd.DataFrame:
-    store = OfflineStore(root=str(tmp / "offline"), staging_root=str(tmp / "staging"))
+    store = OfflineStore(
+        root=str(tmp / "offline"), staging_root=str(tmp / "staging"), engine=engine
+    )
     for table, rows in tables_rows:
         if rows:
             publish_rows(store, table, rows)
@@ -128,23 +131,25 @@ def assert_matches_oracle(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data(), ttl_hours=st.sampled_from([None, 24, 30]), cutoff=st.booleans())
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
 def test_join_agrees_with_brute_force_oracle_single_key(
-    tmp_path_factory, data, ttl_hours, cutoff
+    tmp_path_factory, data, ttl_hours, cutoff, engine
 ) -> None:
     ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
     table = synthetic_table(ttl=ttl, features=("value_0",))
     rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
     entities = data.draw(entity_rows(table.keys, rows, ttl))
-    result = run_join(tmp_path_factory.mktemp("pit"), [(table, rows)], entities, cutoff)
+    result = run_join(tmp_path_factory.mktemp("pit"), [(table, rows)], entities, cutoff, engine)
     assert_matches_oracle(result, [(table, rows)], entities, cutoff)
 
 
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=st.data())
+@given(data=st.data(), cutoff=st.booleans())
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
 def test_join_agrees_with_oracle_on_composite_keys_and_several_tables(
-    tmp_path_factory, data
+    tmp_path_factory, data, cutoff, engine
 ) -> None:
     pair = synthetic_table(
         name="user_daily_merchant_visits_30d",
@@ -157,11 +162,12 @@ def test_join_agrees_with_oracle_on_composite_keys_and_several_tables(
     single_rows = renamed(data.draw(feature_rows(single.keys)), "value_1")
     entities = data.draw(entity_rows(pair.keys, pair_rows + single_rows, timedelta(hours=24)))
     tables_rows = [(pair, pair_rows), (single, single_rows)]
-    result = run_join(tmp_path_factory.mktemp("pit"), tables_rows, entities)
-    assert_matches_oracle(result, tables_rows, entities)
+    result = run_join(tmp_path_factory.mktemp("pit"), tables_rows, entities, cutoff, engine)
+    assert_matches_oracle(result, tables_rows, entities, cutoff)
 
 
-def test_value_older_than_ttl_is_not_joined_and_edge_is_inclusive(tmp_path) -> None:
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
+def test_value_older_than_ttl_is_not_joined_and_edge_is_inclusive(tmp_path, engine) -> None:
     table = synthetic_table(ttl=timedelta(hours=30), features=("value_0",))
     row = {
         "user_id": 1,
@@ -175,14 +181,15 @@ def test_value_older_than_ttl_is_not_joined_and_edge_is_inclusive(tmp_path) -> N
         {"user_id": 1, "event_timestamp": BASE + timedelta(hours=30, microseconds=1)},
         {"user_id": 1, "event_timestamp": BASE - timedelta(microseconds=1)},
     ]
-    result = run_join(tmp_path, [(table, [row])], entities)
+    result = run_join(tmp_path, [(table, [row])], entities, engine=engine)
     assert [None if pd.isna(v) else v for v in result["value_0"]] == [7, None, None]
 
 
-def test_empty_feature_table_gives_nulls_and_keeps_rows(tmp_path) -> None:
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
+def test_empty_feature_table_gives_nulls_and_keeps_rows(tmp_path, engine) -> None:
     table = synthetic_table(features=("value_0",))
     entities = [{"user_id": 1, "event_timestamp": BASE}, {"user_id": 1, "event_timestamp": BASE}]
-    result = run_join(tmp_path, [(table, [])], entities)
+    result = run_join(tmp_path, [(table, [])], entities, engine=engine)
     assert len(result) == 2 and result["value_0"].isna().all()
 
 
@@ -275,3 +282,75 @@ def test_partitions_outside_the_entity_window_are_not_read(tmp_path) -> None:
     files = store.files_for_window(table, datetime(2026, 1, 10, 6), datetime(2026, 1, 12, 6))
     # entity times 10th 06:00 .. 12th 06:00, ttl 2 days: rows from the 8th 06:00 on can match
     assert [f.parent.name for f in files] == [f"feature_date=2026-01-{d:02d}" for d in range(7, 13)]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("cutoff", [False, True])
+def test_the_spark_plan_returns_the_duckdb_plans_rows_and_types(tmp_path, cutoff) -> None:
+    """String and integer keys, every feature type, NULL and NaN values, unknown keys,
+    duplicate input rows, full feature names: the same Arrow table from either engine."""
+    table = synthetic_table(
+        name="user_daily_merchant_visits_30d",
+        keys=("user_id", "merchant"),
+        key_types={"user_id": "int", "merchant": "str"},
+        ttl=timedelta(hours=36),
+        features=("count", "amount", "label", "flag"),
+        feature_types={"count": "int", "amount": "float", "label": "str", "flag": "bool"},
+    )
+    rows = [
+        {
+            "user_id": user,
+            "merchant": merchant,
+            "feature_date": (BASE + timedelta(hours=hour)).date(),
+            "event_timestamp": BASE + timedelta(hours=hour),
+            "created_at": BASE + timedelta(hours=hour + lag),
+            "count": None if hour == 12 else hour,
+            "amount": float("nan") if hour == 30 else hour / 3,
+            "label": f"{merchant}-{hour}",
+            "flag": hour % 2 == 0,
+        }
+        for user in (1, 2)
+        for merchant in ("a", "b'c")
+        for hour, lag in ((1, 0), (12, 3), (30, 1), (50, 0))
+    ]
+    entities = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 2, 2, 1, 2],
+            "merchant": ["a", "a", "b'c", "", "b'c", "zzz", "b'c"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2026-01-01T13:00",
+                    "2026-01-01T13:00",
+                    "2026-01-03T02:00",
+                    "2026-01-02",
+                    "2026-01-01T12:30:00.000001",
+                    "2026-01-02",
+                    "2026-01-02T07:00",
+                ],
+                format="ISO8601",
+            ).astype("datetime64[us]"),
+            "note": ["x", "y", None, "z", "w", "v", "u"],
+        }
+    )
+    results = []
+    for engine in ("duckdb", "spark"):
+        store = OfflineStore(
+            root=str(tmp_path / "offline"), staging_root=str(tmp_path / "staging"), engine=engine
+        )
+        if engine == "duckdb":
+            publish_rows(store, table, rows)
+        results.append(
+            store.get_historical_features(
+                entities,
+                [FeatureRequest(table, ("count", "amount", "label", "flag"))],
+                full_feature_names=True,
+                created_timestamp_cutoff=cutoff,
+            ).to_arrow()
+        )
+    duckdb_rows, spark_rows = results
+    assert spark_rows.schema == duckdb_rows.schema
+    # NaN equals NaN here: a stored NaN must come back as NaN, not NULL.
+    pd.testing.assert_frame_equal(spark_rows.to_pandas(), duckdb_rows.to_pandas())
+    amounts = duckdb_rows.column(f"{table.name}__amount").to_pylist()
+    assert any(a is not None and a != a for a in amounts)  # the NaN row was joined
+    assert None in amounts and duckdb_rows.num_rows == len(entities)

@@ -1,0 +1,195 @@
+"""The point-in-time join on Spark: the semantics of `resources.point_in_time`, in a plan
+Spark can run (it has no ASOF join).
+
+Spark gets the entity rows' keys, row ids and times only, and returns per row id the
+requested features; DuckDB then puts them beside the input columns (`spark_join_query`), so
+input columns, order and result types are the DuckDB plan's own.
+
+Times travel as epoch microseconds (BIGINT): no time zone or timestamp flavour between the
+engines can shift an instant. Per table:
+- without the created-time cutoff, one sort per key: feature rows and entity rows in one
+  union, ordered by time (a feature row before an entity row at the same time: the join is
+  inclusive; among feature rows of one time the winner last), and each entity row takes the
+  last feature row before it (`last(...) IGNORE NULLS` over the running window);
+- with the cutoff, a range join on the keys ranked per entity row (a second condition on the
+  created time cannot ride the same sort).
+The TTL is checked against the winner: if it is too old, every older row is too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from feature_assets.kernel.contract import FeatureRequest, FeatureTable
+from resources.entity_source import ADDED_COLUMNS
+from resources.sql import DUCKDB_TYPES, ident
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+ENTITY = "__pit_entity"
+# The entity columns Spark gets besides the keys.
+ROW, AT, AT_CEIL = "__entity_row", "__entity_us", "__entity_ceil_us"
+SPARK_RESULT = "__spark_features"
+
+
+def sident(name: str) -> str:
+    """A Spark SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _micros(column: str) -> str:
+    # TIMESTAMP_NTZ (how Spark reads DuckDB's naive timestamps) cast under the UTC session.
+    return f"unix_micros(CAST({column} AS TIMESTAMP))"
+
+
+def entity_keys(requests: Sequence[FeatureRequest]) -> list[str]:
+    return list(dict.fromkeys(key for r in requests for key in r.table.keys))
+
+
+def spark_query(
+    requests: Sequence[FeatureRequest],
+    sources: Mapping[str, str | None],
+    cutoff: Mapping[str, bool],
+) -> str:
+    """Spark SQL over the view `__pit_entity` and one view per table (None: no published
+    rows): per entity row id, column `o<i>_<j>` for feature j of request i."""
+    ctes, joins, selected = [], [], []
+    for i, request in enumerate(requests):
+        table, alias = request.table, f"j{i}"
+        outputs = [f"o{i}_{j}" for j in range(len(request.all_features))]
+        source = sources[table.name]
+        if source is None:
+            selected += [f"CAST(NULL AS STRING) AS {o}" for o in outputs]
+            continue
+        if cutoff[table.name]:
+            ctes.append(_ranked_cutoff(alias, request, source))
+        else:
+            ctes.append(_running_latest(alias, request, source))
+        joins.append(f"LEFT JOIN {alias} ON e.{ROW} = {alias}.{ROW}")
+        selected += [f"{alias}.v{j} AS {o}" for j, o in enumerate(outputs)]
+    with_clause = f"WITH {', '.join(ctes)}\n" if ctes else ""
+    return (
+        f"{with_clause}SELECT e.{ROW}{''.join(', ' + s for s in selected)}\n"
+        f"FROM {ENTITY} AS e\n" + "\n".join(joins)
+    )
+
+
+def _keys_present(table: FeatureTable, alias: str) -> str:
+    # A NULL key matches nothing, as in the DuckDB plan's equi-join.
+    return " AND ".join(f"{alias}.{sident(k)} IS NOT NULL" for k in table.keys)
+
+
+def _within_ttl(table: FeatureTable, event_us: str, ceil_us: str) -> str:
+    if table.ttl is None:
+        return "true"
+    ttl_us = int(table.ttl.total_seconds() * 1_000_000)
+    return f"{event_us} >= {ceil_us} - {ttl_us}"
+
+
+def _running_latest(alias: str, request: FeatureRequest, source: str) -> str:
+    table = request.table
+    keys = [sident(k) for k in table.keys]
+    created = _micros(f"f.{sident(table.created_timestamp)}") if table.created_timestamp else "NULL"
+    values = ", ".join(
+        f"'v{j}', f.{sident(feature)}" for j, feature in enumerate(request.all_features)
+    )
+    unioned = f"""
+        SELECT {", ".join(f"f.{k}" for k in keys)}, {_micros(f"f.{sident(table.timestamp)}")} AS __t,
+            0 AS __side, {created} AS __c, CAST(f.{sident(table.partition_column)} AS DATE) AS __p,
+            named_struct('__t', {_micros(f"f.{sident(table.timestamp)}")}, {values}) AS __v,
+            CAST(NULL AS BIGINT) AS {ROW}, CAST(NULL AS BIGINT) AS {AT_CEIL}
+        FROM {source} AS f WHERE {_keys_present(table, "f")}
+        UNION ALL
+        SELECT {", ".join(f"e.{k}" for k in keys)}, e.{AT}, 1, NULL, NULL, NULL, e.{ROW}, e.{AT_CEIL}
+        FROM {ENTITY} AS e WHERE {_keys_present(table, "e")}"""
+    # Ascending, the winner of a time comes last: latest created time (none loses), then
+    # latest partition; entity rows after every feature row of their time.
+    order = "__t, __side, __c ASC NULLS FIRST, __p ASC"
+    window = (
+        f"last(__v) IGNORE NULLS OVER (PARTITION BY {', '.join(keys)} ORDER BY {order} "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    )
+    in_ttl = _within_ttl(table, "w.__v.__t", f"w.{AT_CEIL}")
+    picked = ", ".join(
+        f"CASE WHEN {in_ttl} THEN w.__v.v{j} END AS v{j}" for j in range(len(request.all_features))
+    )
+    return f"""{alias} AS (
+        SELECT w.{ROW}, {picked} FROM (
+            SELECT __side, {ROW}, {AT_CEIL}, {window} AS __v FROM ({unioned}) AS u
+        ) AS w WHERE w.__side = 1
+    )"""
+
+
+def _ranked_cutoff(alias: str, request: FeatureRequest, source: str) -> str:
+    table = request.table
+    event = _micros(f"f.{sident(table.timestamp)}")
+    conditions = [f"e.{sident(k)} = f.{sident(k)}" for k in table.keys]
+    conditions += [f"{event} <= e.{AT}", _within_ttl(table, event, f"e.{AT_CEIL}")]
+    order = [f"{event} DESC"]
+    if table.created_timestamp:
+        created = _micros(f"f.{sident(table.created_timestamp)}")
+        conditions.append(f"{created} <= e.{AT}")
+        order.append(f"{created} DESC NULLS LAST")
+    order.append(f"f.{sident(table.partition_column)} DESC")
+    values = ", ".join(
+        f"f.{sident(feature)} AS v{j}" for j, feature in enumerate(request.all_features)
+    )
+    return f"""{alias} AS (
+        SELECT * FROM (
+            SELECT e.{ROW}, {values},
+                row_number() OVER (PARTITION BY e.{ROW} ORDER BY {", ".join(order)}) AS __rank
+            FROM {ENTITY} AS e JOIN {source} AS f ON {" AND ".join(conditions)}
+        ) AS ranked WHERE __rank = 1
+    )"""
+
+
+def spark_features(
+    spark: SparkSession,
+    entity: pa.Table,
+    requests: Sequence[FeatureRequest],
+    files: Mapping[str, Sequence[Path]],
+    cutoff: Mapping[str, bool],
+) -> pa.Table:
+    """Run the join on Spark: `entity` holds the keys, `__entity_row`, `__entity_us` and
+    `__entity_ceil_us`; `files` the Parquet files of each table's window. Returns per entity
+    row id the `o<i>_<j>` columns (rows in no particular order)."""
+    spark.createDataFrame(entity).createOrReplaceTempView(ENTITY)
+    sources: dict[str, str | None] = {}
+    for i, request in enumerate(requests):
+        paths = [str(path) for path in files[request.table.name]]
+        if not paths:
+            sources[request.table.name] = None
+            continue
+        view = f"__pit_source_{i}"
+        frame: DataFrame = spark.read.option("mergeSchema", "true").parquet(*paths)
+        frame.createOrReplaceTempView(view)
+        sources[request.table.name] = view
+    return spark.sql(spark_query(requests, sources, cutoff)).toArrow()
+
+
+def spark_join_query(
+    entity_relation: str,
+    requests: Sequence[FeatureRequest],
+    *,
+    full_feature_names: bool = False,
+) -> str:
+    """DuckDB SQL over the entity view and the registered Spark result `__spark_features`:
+    the same columns, order and types as `point_in_time_query`'s."""
+    selected = []
+    for i, request in enumerate(requests):
+        outputs = request.all_output_names(full_feature_names)
+        types = request.table.column_types
+        selected += [
+            f"CAST(s.o{i}_{j} AS {DUCKDB_TYPES[types[feature]]}) AS {ident(output)}"
+            for j, (feature, output) in enumerate(zip(request.all_features, outputs, strict=True))
+        ]
+    return (
+        f"SELECT e.* EXCLUDE ({ADDED_COLUMNS}), {', '.join(selected)}\n"
+        f"FROM {entity_relation} AS e LEFT JOIN {SPARK_RESULT} AS s "
+        f"ON e.{ROW} = s.{ROW}\nORDER BY e.{ROW}"
+    )
