@@ -1,9 +1,12 @@
 """Training-set join vs a raw DuckDB ASOF join on the same Parquet files, in the same run.
 
-    .venv/bin/python -m benchmarks.historical_join [--sizes small large] [--repeats 5]
+    .venv/bin/python -m benchmarks.historical_join [--sizes small large] [--repeats 5] [--spark]
 
 Each measurement runs in a fresh process (so peak RSS is that join's own), alternating
 project and floor. Prints median, p99 (nearest rank), the ratio of medians and peak RSS.
+With `--spark`, the project's Spark plan (FEATURE_STORE_ENGINE=spark, local[2]) runs too: its
+join is timed after the session has started (the start is printed apart), and its rows must
+sum to the DuckDB plan's. Peak RSS is the Python process's; Spark's JVM is not counted.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,10 +80,20 @@ def run_once(data: Path, size: str, kind: str) -> dict:
     from resources.online_store import OnlineStore
 
     t = table(size)
-    store = OfflineStore(root=str(data / "offline"), staging_root=str(data / "staging"))
+    engine = "spark" if kind == "spark" else "duckdb"
+    store = OfflineStore(
+        root=str(data / "offline"), staging_root=str(data / "staging"), engine=engine
+    )
     entities = data / f"entities_{size}.parquet"
+    session_s = 0.0
+    if kind == "spark":
+        from resources.spark_session import spark_session
+
+        started = time.perf_counter()
+        spark_session(data / "staging" / ".spark")
+        session_s = time.perf_counter() - started
     started = time.perf_counter()
-    if kind == "project":
+    if kind in ("project", "spark"):
         sdk = FeatureStore({t.name: t}, store, OnlineStore())
         result = sdk.get_historical_features(
             entities, [f"{t.name}:{f}" for f in FEATURES]
@@ -97,9 +111,12 @@ def run_once(data: Path, size: str, kind: str) -> dict:
             .to_arrow_table()
         )
     seconds = time.perf_counter() - started
+    values = result.column("value")
     return {
         "seconds": seconds,
+        "session_s": session_s,
         "rows": result.num_rows,
+        "checksum": [pc.sum(values).as_py(), values.null_count],
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -115,15 +132,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data", type=Path, default=ROOT / ".feature_store" / "bench_join")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "KIND"))
+    parser.add_argument("--spark", action="store_true", help="the Spark plan too")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_once(args.data, *args.child)))
         return
     for size in args.sizes:
         generate(args.data, size)
-        runs: dict[str, list[dict]] = {"project": [], "raw": []}
+        kinds = ("project", "raw", "spark") if args.spark else ("project", "raw")
+        runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
         for _ in range(args.repeats):
-            for kind in ("project", "raw"):
+            for kind in kinds:
                 out = (
                     subprocess.run(
                         [
@@ -155,6 +174,17 @@ def main() -> None:
         )
         assert {r["rows"] for r in runs["project"]} == {entities}
         print(f"ratio project / raw ASOF (medians): {ratio:.2f}x")
+        if args.spark:
+            spark = [r["seconds"] for r in runs["spark"]]
+            assert {tuple(r["checksum"]) for r in runs["spark"]} == {
+                tuple(r["checksum"]) for r in runs["project"]
+            }, "the Spark plan's rows differ from the DuckDB plan's"
+            starts = statistics.median(r["session_s"] for r in runs["spark"])
+            print(
+                f"ratio Spark plan / project DuckDB plan (medians): "
+                f"{statistics.median(spark) / statistics.median(r['seconds'] for r in runs['project']):.2f}x"
+                f"; Spark session start (not in the join's time) {starts:.1f} s"
+            )
 
 
 if __name__ == "__main__":
