@@ -68,6 +68,7 @@ AUDIT_BATCH_VECTORS = 16
 PARTITION_FLUSH_ROWS = 2_048
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
+SPARK_FOLDER = ".spark"
 
 
 T = TypeVar("T")
@@ -142,6 +143,11 @@ class OfflineStore:
     def run_staging_dir(self, run_id: str) -> Path:
         return Path(self.staging_root) / run_id
 
+    @property
+    def spark_work_dir(self) -> Path:
+        """Where Spark sessions (the join's, dbt's) keep their warehouse and metastore."""
+        return Path(self.staging_root) / SPARK_FOLDER
+
     # --- write, audit, publish ------------------------------------------------------------
 
     def _staged(self, table: FeatureTable, run_id: str, *, row_numbers: bool = False) -> str:
@@ -151,7 +157,7 @@ class OfflineStore:
                 f"feature table {table.name!r}: nothing staged by run {run_id} at {path}; "
                 "build the table and its check in the same run"
             )
-        return f"read_parquet({literal(path)}{', file_row_number = true' if row_numbers else ''})"
+        return f"read_parquet({_staged_files(path)}{', file_row_number = true' if row_numbers else ''})"
 
     def audit_connection(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """A connection whose memory stays flat: past its limit, aggregates spill to disk."""
@@ -280,7 +286,7 @@ class OfflineStore:
     def staged_types(self, table: FeatureTable, run_id: str) -> dict[str, str]:
         """Each staged column's type as the Parquet file declares it (DuckDB's names)."""
         relation = duckdb.connect().sql(
-            f"SELECT * FROM read_parquet({literal(self.staged_path(table, run_id))})"
+            f"SELECT * FROM read_parquet({_staged_files(self.staged_path(table, run_id))})"
         )
         return dict(zip(relation.columns, map(str, relation.types), strict=True))
 
@@ -329,7 +335,10 @@ class OfflineStore:
         """Drop one table's staged file; the run's folder goes with its last file.
 
         Other tables of the same run may still be waiting for their own check."""
-        self.staged_path(table, run_id).unlink(missing_ok=True)
+        staged = self.staged_path(table, run_id)
+        if staged.is_dir():  # Spark's part files
+            shutil.rmtree(staged, ignore_errors=True)
+        staged.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty yet
             self.run_staging_dir(run_id).rmdir()
 
@@ -525,7 +534,7 @@ class OfflineStore:
             + self.pushed_files_for_window(r.table, first, last)
             for r in requests
         }
-        spark = spark_session(Path(self.staging_root) / ".spark")
+        spark = spark_session(self.spark_work_dir)
         cutoffs = {r.table.name: cutoff and r.table.created_timestamp is not None for r in requests}
         con.register(SPARK_RESULT, spark_features(spark, entity, requests, files, cutoffs))
         return spark_join_query(ENTITY_VIEW, requests, full_feature_names=full_feature_names)
@@ -629,6 +638,12 @@ def _days_in_window(
             earliest = date.min
         days = [day for day in days if day >= earliest]
     return days
+
+
+def _staged_files(path: Path) -> str:
+    """A staged table: one Parquet file (dbt-duckdb) or a folder of part files (dbt-spark; its
+    row numbers then count within each part)."""
+    return literal(path / "*.parquet") if path.is_dir() else literal(path)
 
 
 def _read(files: list[Path]) -> str:

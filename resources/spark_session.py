@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,11 @@ _session: list[SparkSession] = []
 def spark_session(work_dir: str | Path) -> SparkSession:
     """The process's Spark session (created once); `work_dir` holds its warehouse and
     metastore folders, which Spark otherwise puts in the working directory."""
+    # pyspark warns on import that pandas 3 is "not yet fully supported"; the engine hands
+    # Spark Arrow tables, never pandas frames.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     try:
         from pyspark.sql import SparkSession
     except ImportError:

@@ -132,7 +132,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         # loading these definitions (79 s against ~30 s for a one-day run).
         executor=dg.in_process_executor,
         resources={
-            "dbt": FeatureDbtCliResource(project_dir=project, dbt_executable=run_dbt_executable()),
+            # The engine picks the profile's target: the same models on DuckDB or Spark.
+            "dbt": FeatureDbtCliResource(
+                project_dir=project,
+                dbt_executable=run_dbt_executable(),
+                target="spark" if settings.engine == "spark" else None,
+            ),
             "offline_store": offline_store,
             "online_store": online_store,
         },

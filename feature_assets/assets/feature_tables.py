@@ -102,7 +102,12 @@ def feature_table_tags(table: FeatureTable) -> dict[str, str]:
 
 
 def run_environment(
-    first_day: date, end_day: date, landing_dir: Path, staged_path_template: str, project: Path
+    first_day: date,
+    end_day: date,
+    landing_dir: Path,
+    staged_path_template: str,
+    project: Path,
+    spark_work: Path,
 ) -> dict[str, str]:
     """What one build's dbt reads from its environment: the feature dates [first_day,
     end_day), where to read and write, and the project's saved parse to start from.
@@ -117,6 +122,8 @@ def run_environment(
         "FEATURE_STORE_LANDING_DIR": str(landing_dir),
         "FEATURE_STORE_STAGED_PATH": staged_path_template,
         "DBT_PARTIAL_PARSE_FILE_PATH": str(project / TARGET / PARTIAL_PARSE_FILE),
+        # On Spark (`--target spark`): where its session keeps its warehouse folders.
+        "FEATURE_STORE_SPARK_WORK": str(spark_work),
     }
 
 
@@ -167,6 +174,7 @@ def build_feature_table_assets(
             landing_dir,
             offline_store.staged_path_template(context.run.run_id),
             Path(project.project_dir),
+            offline_store.spark_work_dir,
         )
         # dbt's target folder (~1.4 MB: manifest, run results, log) lives in the run's staging
         # folder, so a run that fails or is killed leaves none behind in the project: the

@@ -36,7 +36,8 @@ windowed as (
     select
         customer_id,
         feature_date,
-        avg(balance_usd) as balance_avg,
+        -- The exact sum, then one division in doubles: avg() differs between engines.
+        cast(sum(balance_usd) as double) / count(balance_usd) as balance_avg,
         min(balance_usd) as balance_min,
         max(balance_usd) as balance_max,
         count(*) filter (where balance_usd < 0) as overdrawn_days,
@@ -52,9 +53,9 @@ final as (
         customer_id,
         feature_date,
         {{ feature_timestamps('feature_date') }},
-        round(balance_avg, 2) as avg_balance_30d,
-        round(balance_min, 2) as min_balance_30d,
-        round(balance_max, 2) as max_balance_30d,
+        {{ round_to('balance_avg', 2) }} as avg_balance_30d,
+        {{ round_to('balance_min', 2) }} as min_balance_30d,
+        {{ round_to('balance_max', 2) }} as max_balance_30d,
         cast(overdrawn_days as bigint) as overdrawn_days_30d,
         cast(snapshot_days as bigint) as snapshot_days_30d
     from windowed

@@ -53,20 +53,22 @@ windowed as (
     group by customer_id, feature_date
 ),
 
+{#- 0..100: half for active days, 30 points for sessions (capped at 2 a day), 20 for feature
+    use; in doubles on every engine (Spark would divide by a decimal literal in decimals). -#}
+{%- set engagement_score %}
+    100 * (
+        0.5 * cast(active_days as double) / {{ window_days }}
+        + 0.3 * least(cast(session_count as double) / {{ 2 * window_days }}, 1)
+        + 0.2 * least(cast(feature_use_count as double) / 20, 1)
+    )
+{%- endset %}
+
 final as (
     select
         customer_id,
         feature_date,
         {{ feature_timestamps('feature_date') }},
-        -- 0..100: half for active days, 30 points for sessions (capped at 2 a day), 20 for feature use
-        round(
-            100 * (
-                0.5 * active_days / {{ window_days }}
-                + 0.3 * least(session_count / {{ 2 * window_days }}.0, 1)
-                + 0.2 * least(feature_use_count / 20.0, 1)
-            ),
-            1
-        ) as engagement_score_7d,
+        {{ round_to(engagement_score, 1) }} as engagement_score_7d,
         cast(active_days as bigint) as active_days_7d,
         cast(session_count as bigint) as session_count_7d,
         cast(event_count as bigint) as event_count_7d,

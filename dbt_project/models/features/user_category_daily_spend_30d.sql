@@ -55,10 +55,9 @@ final as (
         feature_date,
         {{ feature_timestamps('feature_date') }},
         cast(transaction_count as bigint) as transaction_count_30d,
-        round(amount_sum, 2) as spend_amount_sum_30d,
-        round(
-            amount_sum / nullif(sum(amount_sum) over (partition by user_id, feature_date), 0), 4
-        ) as share_of_spend_30d
+        {{ round_to('amount_sum', 2) }} as spend_amount_sum_30d,
+        {{ round_to('cast(amount_sum as double) / nullif(cast(sum(amount_sum) over (partition by user_id, feature_date) as double), 0)', 4) }}
+            as share_of_spend_30d
     from windowed
 )
 

@@ -66,9 +66,9 @@ final as (
         feature_date,
         {{ feature_timestamps('feature_date') }},
         cast(transaction_count as bigint) as transaction_count_7d,
-        round(amount_sum, 2) as transaction_amount_sum_7d,
-        round(amount_sum / nullif(transaction_count, 0), 4) as transaction_amount_mean_7d,
-        round(amount_max, 2) as transaction_amount_max_7d,
+        {{ round_to('amount_sum', 2) }} as transaction_amount_sum_7d,
+        {{ round_to('cast(amount_sum as double) / nullif(transaction_count, 0)', 4) }} as transaction_amount_mean_7d,
+        {{ round_to('amount_max', 2) }} as transaction_amount_max_7d,
         cast(distinct_merchant_count as bigint) as distinct_merchant_count_7d
     from windowed
 )
