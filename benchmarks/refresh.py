@@ -84,15 +84,16 @@ def step_times(home: Path) -> tuple[float, float, dict[str, float]]:
     return (record.end_time or time.time()) - created, first - created, steps
 
 
-def model_floor(home: Path, day: date) -> float:
-    """The four models' compiled SQL for `day`, run directly in DuckDB (written to Parquet)."""
+def model_floor(home: Path, day: date, end: date | None = None) -> float:
+    """The four models' compiled SQL for `day` (to `end`, exclusive), run directly in DuckDB
+    (written to Parquet)."""
     import duckdb
 
     target = Path(tempfile.mkdtemp(prefix="refresh-compile-"))
     landing = home / "landing"
     run_env = {
         "FEATURE_STORE_BUILD_START": day.isoformat(),
-        "FEATURE_STORE_BUILD_END": (day + timedelta(days=1)).isoformat(),
+        "FEATURE_STORE_BUILD_END": (end or day + timedelta(days=1)).isoformat(),
         "FEATURE_STORE_LANDING_DIR": str(landing),
         "FEATURE_STORE_STAGED_PATH": str(target / "{table}.parquet"),
     }

@@ -27,11 +27,13 @@ def destinations(
     services: Mapping[str, tuple[str, ...]],
     companions: ServiceCompanions | None = None,
     offline: OfflineStore | None = None,
+    own_items: bool = True,
 ) -> list[Destination]:
-    """The table's own items first, then its part of each co-located service's items (put
-    whole with the other tables' winning rows when `companions` names them)."""
+    """The table's own items first (unless `own_items` is False: written elsewhere), then its
+    part of each co-located service's items (put whole with the other tables' winning rows
+    when `companions` names them)."""
     return [
-        TableItems(online, table),
+        *([TableItems(online, table)] if own_items else []),
         *(
             ColocatedItems(online, service, table).destination(
                 table,
@@ -57,12 +59,14 @@ def sync_table(
     full: bool = False,
     on_written: Callable[[int], None] | None = None,
     companions: ServiceCompanions | None = None,
+    own_items: bool = True,
 ) -> dict[str, SyncCounts]:
     """Write `rows` (the offline store's winners) where serving needs them; returns the counts
     per DynamoDB table. Deferred items falling due by `horizon` are rewritten too. `full` (a
     resync) writes every row and remembers only what it wrote. `companions`: the other tables
     of each co-located service, whose parts of the items put are their winning rows (without
-    it, the items are read to keep the other parts as stored)."""
+    it, the items are read to keep the other parts as stored). `own_items` False: the table's
+    own items are written elsewhere (from Spark), its services' parts here."""
     started = time.time_ns()
 
     def sync(destination: Destination) -> SyncCounts:
@@ -96,8 +100,8 @@ def sync_table(
 
     # Each DynamoDB table is written by its own thread: the server works on several tables
     # at once (DynamoDB Local ~1.4x the items/s of one table at a time on 2 cores).
-    targets = destinations(online, table, services, companions, offline)
-    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+    targets = destinations(online, table, services, companions, offline, own_items)
+    with ThreadPoolExecutor(max_workers=max(len(targets), 1)) as pool:
         done = {d.name: pool.submit(sync, d) for d in targets}
     results = {name: future.result() for name, future in done.items()}
     # A push that landed while this sync wrote may have been overwritten by an older value:

@@ -8,6 +8,7 @@ pyspark is the `spark` extra, and Spark needs a Java 17+ runtime (`java` on the 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -55,9 +56,12 @@ def spark_session(work_dir: str | Path) -> SparkSession:
             return _session[0]
         work = Path(work_dir).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        builder = SparkSession.builder.master(
-            os.environ.get("FEATURE_STORE_SPARK_MASTER", DEFAULT_MASTER)
-        ).appName("feature-store")
+        master = os.environ.get("FEATURE_STORE_SPARK_MASTER", DEFAULT_MASTER)
+        builder = SparkSession.builder.master(master).appName("feature-store")
+        if master.startswith("local"):
+            # Local Python workers run this interpreter (its packages), not the first python3
+            # on the PATH (pyspark reads only the variable); a cluster's run its image's.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf = {
             **LOCAL_CONF,
             "spark.sql.warehouse.dir": str(work / "warehouse"),

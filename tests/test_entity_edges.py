@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from feature_assets.kernel.contract import FeatureRequest
@@ -20,7 +20,7 @@ from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
 from tests.builders import JOIN_ENGINES, publish_rows, synthetic_table
-from tests.test_point_in_time import BASE, feature_rows, oracle, renamed
+from tests.test_point_in_time import BASE, examples, feature_rows, oracle, renamed
 
 NANOS = [-999, -500, -1, 1, 500, 999]
 FORMS = ["pandas_ns", "pandas_utc_ns", "arrow_utc_ns", "polars_ns", "parquet_ns"]
@@ -73,41 +73,41 @@ def entity_input(entities: list[dict], form: str, extra: str, tmp: Path):
     return str(path)
 
 
-@settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    data=st.data(),
-    ttl_hours=st.sampled_from([None, 24, 30]),
-    cutoff=st.booleans(),
-    form=st.sampled_from(FORMS),
-    extra=st.sampled_from(LOOKALIKES),
-)
 @pytest.mark.parametrize("engine", JOIN_ENGINES)
-def test_nanosecond_entity_times_never_leak_in_any_input_form(
-    tmp_path_factory, data, ttl_hours, cutoff, form, extra, engine
-) -> None:
-    ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
-    table = synthetic_table(ttl=ttl, features=("value_0",))
-    rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
-    entities = data.draw(nanosecond_entities(rows, ttl))
-    tmp = tmp_path_factory.mktemp("ns")
-    store = store_at(tmp, engine)
-    if rows:
-        publish_rows(store, table, rows)
-    result = store.get_historical_features(
-        entity_input(entities, form, extra, tmp),
-        [FeatureRequest(table, ("value_0",))],
-        created_timestamp_cutoff=cutoff,
-    ).to_pandas()
-    assert result[extra].tolist() == list(range(len(entities)))  # order kept, nothing dropped
-    expected = [oracle(table, rows, entity, "value_0", cutoff) for entity in entities]
-    assert [None if pd.isna(v) else int(v) for v in result["value_0"]] == expected
-    passed_through = pd.to_datetime(result["event_timestamp"])
-    if form in ("pandas_utc_ns", "arrow_utc_ns"):
-        assert str(passed_through.dt.tz) in ("UTC", "Etc/UTC")  # still zoned, in UTC
-        passed_through = passed_through.dt.tz_localize(None)
-    assert passed_through.astype("int64").tolist() == [e["event_timestamp"].value for e in entities]
+def test_nanosecond_entity_times_never_leak_in_any_input_form(tmp_path_factory, engine) -> None:
+    @examples(engine, 80)
+    @given(
+        data=st.data(),
+        ttl_hours=st.sampled_from([None, 24, 30]),
+        cutoff=st.booleans(),
+        form=st.sampled_from(FORMS),
+        extra=st.sampled_from(LOOKALIKES),
+    )
+    def check(data, ttl_hours, cutoff, form, extra) -> None:
+        ttl = None if ttl_hours is None else timedelta(hours=ttl_hours)
+        table = synthetic_table(ttl=ttl, features=("value_0",))
+        rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
+        entities = data.draw(nanosecond_entities(rows, ttl))
+        tmp = tmp_path_factory.mktemp("ns")
+        store = store_at(tmp, engine)
+        if rows:
+            publish_rows(store, table, rows)
+        result = store.get_historical_features(
+            entity_input(entities, form, extra, tmp),
+            [FeatureRequest(table, ("value_0",))],
+            created_timestamp_cutoff=cutoff,
+        ).to_pandas()
+        assert result[extra].tolist() == list(range(len(entities)))  # order kept, none dropped
+        expected = [oracle(table, rows, entity, "value_0", cutoff) for entity in entities]
+        assert [None if pd.isna(v) else int(v) for v in result["value_0"]] == expected
+        passed_through = pd.to_datetime(result["event_timestamp"])
+        if form in ("pandas_utc_ns", "arrow_utc_ns"):
+            assert str(passed_through.dt.tz) in ("UTC", "Etc/UTC")  # still zoned, in UTC
+            passed_through = passed_through.dt.tz_localize(None)
+        times = passed_through.astype("int64").tolist()
+        assert times == [e["event_timestamp"].value for e in entities]
+
+    check()
 
 
 def one_row_store(tmp: Path, ttl: timedelta | None = timedelta(hours=30), engine: str = "duckdb"):

@@ -24,6 +24,8 @@ from resources.dbt_manifest import load_project_contract
 from resources.local_dynamodb import reset_signals, running_server, start_server, stop_server
 from resources.online_sync import sync_table
 from resources.settings import PROJECT_ROOT, Settings
+from resources.spark_session import spark_session
+from resources.spark_sync import spark_sync
 
 
 def yesterday() -> date:
@@ -146,23 +148,41 @@ def run_pipeline(
 def cmd_resync(args: argparse.Namespace, settings: Settings) -> int:
     store = FeatureStore.from_settings(settings)
     store.online.ping()  # an unreachable store fails here, before any progress is drawn
+    on_spark = settings.engine == "spark"
     for table in store.tables.values():
         if table.online:
+            name = store.online.table_name(table)
+            if on_spark:  # the table's own items from every Spark partition at once
+                counts = spark_sync(
+                    spark_session(store.offline.spark_work_dir),
+                    store.offline,
+                    store.online,
+                    table,
+                    None,
+                )
+                print(
+                    f"{table.name}: {counts.written} items written to {name} from "
+                    f"{counts.partitions} Spark partitions"
+                )
+            services = colocations(store.contract, table.name)
+            if on_spark and not services:
+                continue
             rows = store.offline.latest_rows(table)
             with terminal.progress_bar(rows.num_rows, table.name, "item") as bar:
                 results = sync_table(
                     store.offline,
                     store.online,
                     table,
-                    colocations(store.contract, table.name),
+                    services,
                     rows,
                     horizon=rewrite_horizon(table, datetime.now(UTC)),
                     full=True,
                     on_written=bar.update,
                     companions=colocated_companions(store.contract, table.name),
+                    own_items=not on_spark,
                 )
-            name = store.online.table_name(table)
-            print(f"{table.name}: {results[name].written} items written to {name}")
+            if not on_spark:
+                print(f"{table.name}: {results[name].written} items written to {name}")
     return 0
 
 
