@@ -158,6 +158,8 @@ def spark_features(
     """Run the join on Spark: `entity` holds the keys, `__entity_row`, `__entity_us` and
     `__entity_ceil_us`; `files` the Parquet files of each table's window. Returns per entity
     row id the `o<i>_<j>` columns (rows in no particular order)."""
+    # Its own temporary views: joins running at once in one process do not see each other's.
+    spark = spark.newSession()
     spark.createDataFrame(entity).createOrReplaceTempView(ENTITY)
     sources: dict[str, str | None] = {}
     for i, request in enumerate(requests):

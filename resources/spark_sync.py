@@ -95,6 +95,7 @@ def winning_rows(
 ) -> DataFrame:
     """The rows of `days` the online store should hold (newer-wins), as a DataFrame; with
     `days` None, every key's winner, pushes included (a resync)."""
+    spark = spark.newSession()  # its own temporary views
     every = [str(p) for p in offline.published_files(table) + offline.push_log.files(table)]
     read = spark.read.option("mergeSchema", "true")
     read.parquet(*every).createOrReplaceTempView("__sync_everything")
