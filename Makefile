@@ -9,14 +9,18 @@ BIN := $(VENV)/bin
 # source, and this image sets PYTHONDONTWRITEBYTECODE, so every CLI start would compile ~3,000
 # modules again (~5 s of a one-day backfill's ~10 s). A file that does not compile (a vendored
 # fixture) only stays as source.
-# Java: Spark's runtime (the spark engine and its test tier), from Debian's packages when the
-# machine has none.
 $(BIN)/.installed: pyproject.toml
-	command -v java >/dev/null || apt-get install -y --no-install-recommends openjdk-17-jre-headless
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	touch $@
+
+# The Spark engine's packages (the `spark` extra) for its test tier; `make demo` goes without.
+# Java is Spark's runtime: Debian's, installed when the machine has none.
+$(BIN)/.spark-installed: $(BIN)/.installed
+	command -v java >/dev/null || apt-get install -y --no-install-recommends openjdk-17-jre-headless
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,spark]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -26,7 +30,7 @@ demo: install
 
 # Two workers, one test file each at a time (module fixtures stay in one process): the
 # suite waits on real processes much of the time, so two cores carry two files.
-test: install
+test: install $(BIN)/.spark-installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadfile

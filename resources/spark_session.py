@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,11 +37,6 @@ _session: list[SparkSession] = []
 def spark_session(work_dir: str | Path) -> SparkSession:
     """The process's Spark session (created once); `work_dir` holds its warehouse and
     metastore folders, which Spark otherwise puts in the working directory."""
-    # pyspark warns on import that pandas 3 is "not yet fully supported"; the engine hands
-    # Spark Arrow tables, never pandas frames.
-    warnings.filterwarnings(
-        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
-    )
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -62,6 +56,8 @@ def spark_session(work_dir: str | Path) -> SparkSession:
             # Local Python workers run this interpreter (its packages), not the first python3
             # on the PATH (pyspark reads only the variable); a cluster's run its image's.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            # A local driver listens on loopback only, not on the machine's first interface.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf = {
             **LOCAL_CONF,
             "spark.sql.warehouse.dir": str(work / "warehouse"),
