@@ -4,7 +4,8 @@ Layout: `<root>/<table>/<partition_column>=<day>/data.parquet`, one file per dai
 partition. A file is written beside its final name and renamed into place, so a reader sees
 the old day or the new day, never a mix or a gap, and no reader ever takes a lock a writer
 needs. Staged (not yet validated) output lives under `<staging_root>/<run_id>/` and is never
-read by training sets or the online sync.
+read by training sets or the online sync; a Spark build stages a folder of part files where
+DuckDB's stages one file.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def partition_day(path: Path) -> date:
 
 
 class OfflineStore:
-    """Published feature partitions as Parquet files; DuckDB in-process for every query."""
+    """Published feature partitions as Parquet files; DuckDB in-process for every query, but
+    the training-set join runs on Spark when the engine is "spark"."""
 
     def __init__(
         self,
@@ -332,7 +334,8 @@ class OfflineStore:
         self._within_audit_memory(write)
 
     def discard_staged(self, table: FeatureTable, run_id: str) -> None:
-        """Drop one table's staged file; the run's folder goes with its last file.
+        """Drop one table's staged file (or folder of parts); the run's folder goes with its
+        last one.
 
         Other tables of the same run may still be waiting for their own check."""
         staged = self.staged_path(table, run_id)
@@ -536,7 +539,8 @@ class OfflineStore:
         }
         spark = spark_session(self.spark_work_dir)
         cutoffs = {r.table.name: cutoff and r.table.created_timestamp is not None for r in requests}
-        con.register(SPARK_RESULT, spark_features(spark, entity, requests, files, cutoffs))
+        features = spark_features(spark, entity, requests, files, cutoffs, self.spark_work_dir)
+        con.register(SPARK_RESULT, features)
         return spark_join_query(ENTITY_VIEW, requests, full_feature_names=full_feature_names)
 
     def write_entity_rows(

@@ -18,11 +18,14 @@ The TTL is checked against the winner: if it is too old, every older row is too.
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from feature_assets.kernel.contract import FeatureRequest, FeatureTable
 from resources.entity_source import ADDED_COLUMNS
@@ -154,24 +157,39 @@ def spark_features(
     requests: Sequence[FeatureRequest],
     files: Mapping[str, Sequence[Path]],
     cutoff: Mapping[str, bool],
+    scratch: Path,
 ) -> pa.Table:
     """Run the join on Spark: `entity` holds the keys, `__entity_row`, `__entity_us` and
     `__entity_ceil_us`; `files` the Parquet files of each table's window. Returns per entity
-    row id the `o<i>_<j>` columns (rows in no particular order)."""
+    row id the `o<i>_<j>` columns (rows in no particular order).
+
+    The entity rows reach Spark as a Parquet file in `scratch` (removed after): a DataFrame
+    made from them in memory would live in the driver's heap, as long as its view did, and
+    a second 1M-row join in one process ran the default 1 GB heap out of memory."""
     # Its own temporary views: joins running at once in one process do not see each other's.
     spark = spark.newSession()
-    spark.createDataFrame(entity).createOrReplaceTempView(ENTITY)
-    sources: dict[str, str | None] = {}
-    for i, request in enumerate(requests):
-        paths = [str(path) for path in files[request.table.name]]
-        if not paths:
-            sources[request.table.name] = None
-            continue
-        view = f"__pit_source_{i}"
-        frame: DataFrame = spark.read.option("mergeSchema", "true").parquet(*paths)
-        frame.createOrReplaceTempView(view)
-        sources[request.table.name] = view
-    return spark.sql(spark_query(requests, sources, cutoff)).toArrow()
+    folder = scratch / f"join-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    views = [ENTITY]
+    try:
+        pq.write_table(entity, folder / "entity.parquet")
+        spark.read.parquet(str(folder / "entity.parquet")).createOrReplaceTempView(ENTITY)
+        sources: dict[str, str | None] = {}
+        for i, request in enumerate(requests):
+            paths = [str(path) for path in files[request.table.name]]
+            if not paths:
+                sources[request.table.name] = None
+                continue
+            view = f"__pit_source_{i}"
+            frame: DataFrame = spark.read.option("mergeSchema", "true").parquet(*paths)
+            frame.createOrReplaceTempView(view)
+            views.append(view)
+            sources[request.table.name] = view
+        return spark.sql(spark_query(requests, sources, cutoff)).toArrow()
+    finally:
+        for view in views:
+            spark.catalog.dropTempView(view)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def spark_join_query(

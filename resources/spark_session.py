@@ -27,6 +27,9 @@ LOCAL_CONF = {
     # Point-in-time results are compared as instants: every timestamp is read as UTC.
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.shuffle.partitions": "4",
+    # The driver collects a training set's features (Arrow) for DuckDB: 1 GB, Spark's
+    # default, ran out with a 1M-row set. A heap limit, not memory taken up front.
+    "spark.driver.memory": "4g",
     "spark.sql.adaptive.enabled": "true",
 }
 

@@ -360,6 +360,8 @@ def test_the_spark_plan_returns_the_duckdb_plans_rows_and_types(tmp_path, cutoff
             ).to_arrow()
         )
     duckdb_rows, spark_rows = results
+    # The entity rows went to Spark through a scratch file, removed after the join.
+    assert not list(store.spark_work_dir.glob("join-*"))
     assert spark_rows.schema == duckdb_rows.schema
     # NaN equals NaN here: a stored NaN must come back as NaN, not NULL.
     pd.testing.assert_frame_equal(spark_rows.to_pandas(), duckdb_rows.to_pandas())
