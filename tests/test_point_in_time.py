@@ -368,3 +368,25 @@ def test_the_spark_plan_returns_the_duckdb_plans_rows_and_types(tmp_path, cutoff
     amounts = duckdb_rows.column(f"{table.name}__amount").to_pylist()
     assert any(a is not None and a != a for a in amounts)  # the NaN row was joined
     assert None in amounts and duckdb_rows.num_rows == len(entities)
+
+
+@pytest.mark.parametrize("engine", JOIN_ENGINES)
+def test_with_the_cutoff_an_older_row_created_later_does_not_win(tmp_path, engine) -> None:
+    """Under the cutoff, rows become candidates in created-time order, not event-time order:
+    the winner is still the latest event time among those created by the entity time."""
+    table = synthetic_table(ttl=None, features=("value_0",))
+
+    def row(event_hour: int, created_hour: int, value: int) -> dict:
+        return {
+            "user_id": 1,
+            "feature_date": BASE.date(),
+            "event_timestamp": BASE + timedelta(hours=event_hour),
+            "created_at": BASE + timedelta(hours=created_hour),
+            "value_0": value,
+        }
+
+    rows = [row(10, 20, 1), row(15, 16, 2)]  # the older row is created last
+    entities = [{"user_id": 1, "event_timestamp": BASE + timedelta(hours=h)} for h in (25, 17, 12)]
+    result = run_join(tmp_path, [(table, rows)], entities, cutoff=True, engine=engine)
+    assert [None if pd.isna(v) else int(v) for v in result["value_0"]] == [2, 2, None]
+    assert_matches_oracle(result, [(table, rows)], entities, cutoff=True)
