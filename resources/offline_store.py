@@ -40,7 +40,12 @@ from resources.entity_source import (
     entity_time_range,
     register_entity_rows,
 )
-from resources.point_in_time import JoinPlan, point_in_time_query, winner_order
+from resources.point_in_time import (
+    JoinPlan,
+    point_in_time_query,
+    winner_columns,
+    winner_order,
+)
 from resources.push_log import PUSH_FOLDER, PushLog
 from resources.settings import Settings
 from resources.spark_point_in_time import (
@@ -402,7 +407,7 @@ class OfflineStore:
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
             )
         else:
-            rank_columns = [*table.keys, *_rank_columns(table)]
+            rank_columns = [*table.keys, *winner_columns(table)]
             # Pushed rows compete too: a published row that a newer push beats is not served.
             everything = _read(self.published_files(table) + self.push_log.files(table))
             match = " AND ".join(
@@ -687,8 +692,3 @@ def _naive(statistic: str) -> datetime:
     if value.tzinfo is not None:
         raise ValueError(f"zoned timestamp statistic {statistic!r}")
     return value
-
-
-def _rank_columns(table: FeatureTable) -> list[str]:
-    created = [table.created_timestamp] if table.created_timestamp else []
-    return [table.timestamp, *created, table.partition_column]

@@ -16,6 +16,7 @@ Three plans give that answer, fastest first:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from feature_assets.kernel.contract import FeatureRequest, FeatureTable
@@ -83,19 +84,30 @@ def _within_ttl(table: FeatureTable, event_ts: str) -> str:
     return f"{event_ts} >= e.__entity_ts_ceil - to_microseconds({ttl_us})"
 
 
-def winner_order(table: FeatureTable, alias: str = "") -> list[str]:
-    """The one tie-break rule shared by training sets and the online sync, as ORDER BY terms."""
-    return [f"{alias}{ident(table.timestamp)} DESC", *_tie_order(table, alias)]
+def winner_order(
+    table: FeatureTable, alias: str = "", quote: Callable[[str], str] = ident
+) -> list[str]:
+    """The one tie-break rule shared by training sets and the online syncs, as ORDER BY terms
+    over `winner_columns` (`quote`: the engine's identifiers, DuckDB's by default)."""
+    return [f"{alias}{quote(table.timestamp)} DESC", *_tie_order(table, alias, quote)]
 
 
-def _tie_order(table: FeatureTable, alias: str = "") -> list[str]:
+def winner_columns(table: FeatureTable) -> list[str]:
+    """The columns the winner rule ranks by, in its order."""
+    created = [table.created_timestamp] if table.created_timestamp else []
+    return [table.timestamp, *created, table.partition_column]
+
+
+def _tie_order(
+    table: FeatureTable, alias: str = "", quote: Callable[[str], str] = ident
+) -> list[str]:
     """The rule among rows with the same keys and event time."""
     created = (
-        [f"{alias}{ident(table.created_timestamp)} DESC NULLS LAST"]
+        [f"{alias}{quote(table.created_timestamp)} DESC NULLS LAST"]
         if table.created_timestamp
         else []
     )
-    return [*created, f"{alias}{ident(table.partition_column)} DESC"]
+    return [*created, f"{alias}{quote(table.partition_column)} DESC"]
 
 
 def _settled_ties_cte(name: str, table: FeatureTable, source: str) -> str:

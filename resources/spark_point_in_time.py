@@ -7,16 +7,13 @@ input columns, order and result types are the DuckDB plan's own.
 
 Times travel as epoch microseconds (BIGINT): no time zone or timestamp flavour between the
 engines can shift an instant. Per table, one sort per key: feature rows and entity rows in
-one union, ordered by time (a feature row before an entity row at the same time: the join
-is inclusive), each entity row taking the winner of the feature rows before it over the
-running window:
-- without the created-time cutoff, ordered by event time, the winner of a time last: the
-  last one (`last(...) IGNORE NULLS`);
-- with the cutoff, a row becomes a candidate at its created time (or its event time if
-  later), so they arrive out of event-time order: the greatest so far by (event time,
-  created time, day) (`max` over a struct). A range join ranked per entity row, the
-  first plan, grew with each key's history (31 s against 5 s at ~1,000 rows a key).
-The TTL is checked against the winner: if it is too old, every older row is too.
+one union, ordered by the time a feature row becomes a candidate (its event time; with the
+created-time cutoff, its created time if later) and a feature row before an entity row of
+the same time (the join is inclusive). Each entity row takes the greatest candidate so far
+by (event time, created time, day): `max` over a struct, over the running window. A range
+join ranked per entity row, the first cutoff plan, grew with each key's history (31 s
+against 5 s at ~1,000 rows a key). The TTL is checked against the winner: if it is too old,
+every older row is too.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ import pyarrow.parquet as pq
 
 from feature_assets.kernel.contract import FeatureRequest, FeatureTable
 from resources.entity_source import ADDED_COLUMNS
-from resources.sql import DUCKDB_TYPES, ident
+from resources.sql import DUCKDB_TYPES, ident, sident
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,11 +38,6 @@ ENTITY = "__pit_entity"
 # The entity columns Spark gets besides the keys.
 ROW, AT, AT_CEIL = "__entity_row", "__entity_us", "__entity_ceil_us"
 SPARK_RESULT = "__spark_features"
-
-
-def sident(name: str) -> str:
-    """A Spark SQL identifier."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _micros(column: str) -> str:
@@ -97,7 +89,10 @@ def _within_ttl(table: FeatureTable, event_us: str, ceil_us: str) -> str:
 def _running_latest(alias: str, request: FeatureRequest, source: str, cutoff: bool) -> str:
     """Feature rows and entity rows in one union sorted per key by the time a feature row
     becomes a candidate (its event time; with the cutoff, its created time if later), a
-    feature row before an entity row of the same time (inclusive)."""
+    feature row before an entity row of the same time (inclusive); each entity row takes the
+    greatest candidate so far by (event time, created time, day), which max() over a struct
+    compares field by field, a missing created time first (it loses, as in the DuckDB plan).
+    """
     table = request.table
     keys = [sident(k) for k in table.keys]
     event = _micros(f"f.{sident(table.timestamp)}")
@@ -114,27 +109,16 @@ def _running_latest(alias: str, request: FeatureRequest, source: str, cutoff: bo
     unioned = f"""
         SELECT {", ".join(f"f.{k}" for k in keys)},
             {f"greatest({event}, {created})" if cutoff else event} AS __t, 0 AS __side,
-            {created} AS __c, CAST(f.{sident(table.partition_column)} AS DATE) AS __p,
             named_struct({rank}, {values}) AS __v,
             CAST(NULL AS BIGINT) AS {ROW}, CAST(NULL AS BIGINT) AS {AT_CEIL}
         FROM {source} AS f WHERE {present}
         UNION ALL
-        SELECT {", ".join(f"e.{k}" for k in keys)}, e.{AT}, 1, NULL, NULL, NULL, e.{ROW}, e.{AT_CEIL}
+        SELECT {", ".join(f"e.{k}" for k in keys)}, e.{AT}, 1, NULL, e.{ROW}, e.{AT_CEIL}
         FROM {ENTITY} AS e WHERE {_keys_present(table, "e")}"""
-    frame = (
-        f"PARTITION BY {', '.join(keys)} ORDER BY {{order}} "
-        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    window = (
+        f"max(__v) OVER (PARTITION BY {', '.join(keys)} ORDER BY __t, __side "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     )
-    if cutoff:
-        # Candidates arrive in created-time order, not event-time order: take the greatest
-        # so far by (event time, created time, day), which max() over the struct compares
-        # field by field (a missing field sorts first).
-        window = f"max(__v) OVER ({frame.format(order='__t, __side')})"
-    else:
-        # Ascending, the winner of a time comes last: latest created time (none loses), then
-        # latest day.
-        order = "__t, __side, __c ASC NULLS FIRST, __p ASC"
-        window = f"last(__v) IGNORE NULLS OVER ({frame.format(order=order)})"
     # If the winner is past its TTL, every other candidate is older still.
     in_ttl = _within_ttl(table, "w.__v.__e", f"w.{AT_CEIL}")
     picked = ", ".join(

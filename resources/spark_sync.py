@@ -27,7 +27,8 @@ from feature_assets.kernel.contract import FeatureTable
 from resources.item_sync import SyncState
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from resources.spark_point_in_time import sident
+from resources.point_in_time import winner_columns, winner_order
+from resources.sql import sident
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,14 +68,8 @@ class SparkSyncCounts:
 def winners_query(table: FeatureTable, window: str, everything: str) -> str:
     """Spark SQL: the rows of view `window` that are their key's winner in view `everything`."""
     keys = ", ".join(sident(k) for k in table.keys)
-    order = [f"{sident(table.timestamp)} DESC"]
-    rank = [table.timestamp]
-    if table.created_timestamp:
-        order.append(f"{sident(table.created_timestamp)} DESC NULLS LAST")
-        rank.append(table.created_timestamp)
-    order.append(f"{sident(table.partition_column)} DESC")
-    rank.append(table.partition_column)
-    columns = [*table.keys, *rank]
+    order = winner_order(table, quote=sident)
+    columns = [*table.keys, *winner_columns(table)]
     match = " AND ".join(f"w.{sident(c)} <=> x.{sident(c)}" for c in columns)
     return f"""
         SELECT w.* FROM {window} AS w LEFT SEMI JOIN (

@@ -29,6 +29,11 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def sident(name: str) -> str:
+    """A Spark SQL identifier (Spark reads double quotes as a string)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def literal(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
