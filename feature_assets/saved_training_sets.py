@@ -3,7 +3,6 @@ which tables, features, partitions (with content digests) and options produced t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +18,6 @@ DATA = "data.parquet"
 ENTITIES = "entities.parquet"
 
 
-def digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def describe_inputs(
     offline: OfflineStore,
     requests: list[FeatureRequest],
@@ -37,9 +28,13 @@ def describe_inputs(
     for request in requests:
         files = offline.files_for_window(request.table, first, last)
         pushed = offline.pushed_files_for_window(request.table, first, last)
-        partitions = {partition_day(path).isoformat(): digest(path) for path in files}
+        digest = offline.storage.sha256
+        partitions = {partition_day(uri).isoformat(): digest(uri) for uri in files}
         # A push in the window changes the rows as a republished day does.
-        partitions |= {f"{partition_day(p).isoformat()} push {p.name}": digest(p) for p in pushed}
+        partitions |= {
+            f"{partition_day(uri).isoformat()} push {uri.rsplit('/', 1)[1]}": digest(uri)
+            for uri in pushed
+        }
         tables[request.table.name] = {
             "features": list(request.features),
             "keys": list(request.table.keys),

@@ -113,7 +113,7 @@ class FeatureStore:
             OnlineStore.from_settings(settings),
             contract.services,
             contract.on_demand,
-            ServingLog(offline.root, sample_rate=rate) if rate > 0 else None,
+            ServingLog(offline.state_root, sample_rate=rate) if rate > 0 else None,
         )
 
     def close(self) -> None:
@@ -338,7 +338,7 @@ class FeatureStore:
         saved_training_sets.write_manifest(directory, manifest)
         if service is not None:
             # The model of this service is trained on it: its served values drift from it.
-            saved_training_sets.record_reference(self.offline.root, service, directory)
+            saved_training_sets.record_reference(self.offline.state_root, service, directory)
         return manifest
 
     def set_monitoring_reference(self, service: str, directory: str | Path) -> None:
@@ -353,7 +353,7 @@ class FeatureStore:
                 f"feature service {service!r}: {directory} holds no saved training set "
                 f"({saved_training_sets.DATA} missing)"
             )
-        saved_training_sets.record_reference(self.offline.root, service, directory)
+        saved_training_sets.record_reference(self.offline.state_root, service, directory)
 
     def rebuild_training_set(self, directory: str | Path, output_path: str | Path) -> Path:
         """Rebuild a saved training set from its manifest; refuses if its partitions changed."""

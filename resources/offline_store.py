@@ -3,7 +3,11 @@
 Layout: `<root>/<table>/<partition_column>=<day>/data.parquet`, one file per daily
 partition. A file is written beside its final name and renamed into place, so a reader sees
 the old day or the new day, never a mix or a gap, and no reader ever takes a lock a writer
-needs. Staged (not yet validated) output lives under `<staging_root>/<run_id>/` and is never
+needs. On S3 (no rename) a day's folder holds `data-<run>-<id>.parquet` files and a
+`_manifest.json` naming the one that is the day: a publish uploads the new file, then
+replaces the manifest (one PUT, whole or not at all); a superseded file stays for readers
+that resolved the old manifest until `remove_leftovers` finds it older than READER_GRACE.
+Staged (not yet validated) output lives under `<staging_root>/<run_id>/` and is never
 read by training sets or the online sync; a Spark build stages a folder of part files where
 DuckDB's stages one file.
 """
@@ -11,10 +15,13 @@ DuckDB's stages one file.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +65,7 @@ from resources.spark_point_in_time import (
 )
 from resources.spark_session import spark_session
 from resources.sql import ARROW_TYPES, DUCKDB_TYPES, column_list, file_list, ident, literal
+from resources.storage import Storage
 from resources.training_set import OnDemandStep, TrainingSet
 
 DATA_FILE = "data.parquet"
@@ -75,14 +83,26 @@ PARTITION_FLUSH_ROWS = 2_048
 # A publish writes every day's file into `<table>/.publish-<run>-<id>/` before renaming each.
 PUBLISH_FOLDER_PREFIX = ".publish-"
 SPARK_FOLDER = ".spark"
+# S3 only: the object naming a day's file, and how long a superseded file stays readable.
+MANIFEST = "_manifest.json"
+READER_GRACE_NS = 3600 * 10**9
 
 
 T = TypeVar("T")
 
 
-def partition_day(path: Path) -> date:
+def partition_day(path: str | Path) -> date:
     """The day of a published file, from its `<partition_column>=<day>` folder."""
-    return date.fromisoformat(path.parent.name.split("=", 1)[1])
+    return date.fromisoformat(str(path).rsplit("/", 2)[-2].split("=", 1)[1])
+
+
+@dataclass(frozen=True)
+class PublishedDay:
+    file: str
+    # Changes when the day is republished (rebuilt and validated again), and only then.
+    version: int
+    # The run that published it, when the layout records it outside the file (S3).
+    run_id: str | None = None
 
 
 class OfflineStore:
@@ -95,50 +115,109 @@ class OfflineStore:
         staging_root: str | Path,
         memory_limit: str = "4GB",
         engine: str = "duckdb",
+        *,
+        storage: Storage | None = None,
+        state_root: str | Path | None = None,
     ) -> None:
-        """`engine`: what runs the training-set join, "duckdb" (in process) or "spark"."""
-        self.root = str(root)
+        """`engine`: what runs the training-set join, "duckdb" (in process) or "spark".
+        `storage`: how to reach `root` when it is an `s3://` URI; `state_root`: the local
+        folder of the syncs' state, the serving log and saved training sets' references
+        (the root itself when it is local)."""
+        self.storage = storage or Storage(root)
+        self.root = self.storage.root
+        if self.storage.remote and state_root is None:
+            raise ValueError(f"offline root {self.root}: give a local state_root beside it")
+        self.state_root = Path(state_root if state_root is not None else root)
         self.staging_root = str(staging_root)
         self.memory_limit = memory_limit
         self.engine = engine
-        self.push_log = PushLog(root)
+        self.push_log = PushLog(self.storage)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineStore:
+        root = str(settings.offline_root)
         return cls(
-            root=settings.offline_dir, staging_root=settings.staging_dir, engine=settings.engine
+            root=root,
+            staging_root=settings.staging_dir,
+            engine=settings.engine,
+            storage=Storage(root, s3_endpoint=settings.s3_endpoint, region=settings.region),
+            state_root=settings.offline_dir,
         )
 
     # --- layout -------------------------------------------------------------------------
 
+    def day_folder(self, table: FeatureTable, day: date) -> str:
+        return self.storage.uri(table.name, f"{table.partition_column}={day.isoformat()}")
+
     def partition_path(self, table: FeatureTable, day: date) -> Path:
-        return (
-            Path(self.root) / table.name / f"{table.partition_column}={day.isoformat()}" / DATA_FILE
-        )
+        """Where a local root keeps the day's file (S3 roots: `published`)."""
+        return Path(self.day_folder(table, day)) / DATA_FILE
+
+    def published(self, table: FeatureTable) -> dict[date, PublishedDay]:
+        """Every published day and the file that is the day now, oldest day first."""
+        table_folder = self.storage.uri(table.name) + "/"
+        files = [
+            f
+            for f in self.storage.files(table_folder)
+            if f.uri.removeprefix(table_folder).startswith(f"{table.partition_column}=")
+            and f.uri.removeprefix(table_folder).count("/") == 1  # a day's own folder
+        ]
+        if not self.storage.remote:
+            found = {
+                partition_day(f.uri): PublishedDay(f.uri, f.modified_ns)
+                for f in files
+                if f.name == DATA_FILE
+            }
+            return dict(sorted(found.items()))
+        days = {}
+        for manifest in (f for f in files if f.name == MANIFEST):
+            text = self.storage.read_text(manifest.uri)
+            if text is None:
+                continue  # replaced between the listing and the read: gone for good is rare
+            entry = json.loads(text)
+            folder = manifest.uri.rsplit("/", 1)[0]
+            days[partition_day(manifest.uri)] = PublishedDay(
+                f"{folder}/{entry['file']}", int(entry["version"]), entry["published_by"]
+            )
+        return dict(sorted(days.items()))
+
+    def day_file(self, table: FeatureTable, day: date) -> str | None:
+        """The file that is the day now, or None when the day is not published."""
+        if not self.storage.remote:
+            path = self.partition_path(table, day)
+            return str(path) if path.exists() else None
+        text = self.storage.read_text(f"{self.day_folder(table, day)}/{MANIFEST}")
+        return f"{self.day_folder(table, day)}/{json.loads(text)['file']}" if text else None
+
+    def is_published(self, table: FeatureTable, day: date) -> bool:
+        return self.day_file(table, day) is not None
 
     def published_days(self, table: FeatureTable) -> list[date]:
-        prefix = f"{table.partition_column}="
-        table_dir = Path(self.root) / table.name
-        if not table_dir.exists():
-            return []
-        return sorted(partition_day(path) for path in table_dir.glob(f"{prefix}*/{DATA_FILE}"))
+        return list(self.published(table))
 
-    def published_files(self, table: FeatureTable) -> list[Path]:
-        return [self.partition_path(table, day) for day in self.published_days(table)]
+    def published_files(self, table: FeatureTable) -> list[str]:
+        return [p.file for p in self.published(table).values()]
 
     def published_versions(self, table: FeatureTable) -> dict[date, int]:
-        """Each published day's version (its file's modification time, ns): a day republished
-        (rebuilt and validated again) gets a new one; nothing else changes it."""
-        return {
-            day: self.partition_path(table, day).stat().st_mtime_ns
-            for day in self.published_days(table)
-        }
+        """Each published day's version (locally its file's modification time, ns; on S3 the
+        manifest's): a day republished gets a new one; nothing else changes it."""
+        return {day: p.version for day, p in self.published(table).items()}
 
     def published_by(self, table: FeatureTable, day: date) -> str | None:
         """The run that published the day, from the file's own metadata."""
-        metadata = pq.read_metadata(self.partition_path(table, day)).metadata or {}
+        file = self._published_file(table, day)
+        with self.storage.fs.open_input_file(self.storage.path(file)) as source:
+            metadata = pq.read_metadata(source).metadata or {}
         run_id = metadata.get(PUBLISHED_BY_RUN.encode())
         return run_id.decode() if run_id else None
+
+    def _published_file(self, table: FeatureTable, day: date) -> str:
+        file = self.day_file(table, day)
+        if file is None:
+            raise PartitionNotPublishedError(
+                f"feature table {table.name!r}: partition {day.isoformat()} is not published"
+            )
+        return file
 
     def staged_path(self, table: FeatureTable, run_id: str) -> Path:
         return Path(self.staged_path_template(run_id).replace("{table}", table.name))
@@ -310,7 +389,12 @@ class OfflineStore:
 
         def write(con: duckdb.DuckDBPyConnection) -> None:
             folder = f"{PUBLISH_FOLDER_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
-            beside = Path(self.root) / table.name / folder
+            # Beside the table, so the rename stays on one disk; on S3, in the run's staging.
+            beside = (
+                self.run_staging_dir(run_id) / f"{table.name}{folder}"
+                if self.storage.remote
+                else Path(self.root) / table.name / folder
+            )
             beside.parent.mkdir(parents=True, exist_ok=True)
             try:
                 con.execute(
@@ -320,23 +404,38 @@ class OfflineStore:
                 )
                 for day in days:
                     final = self.partition_path(table, day)
-                    final.parent.mkdir(parents=True, exist_ok=True)
                     split = list((beside / final.parent.name).glob("*.parquet"))
                     rows = (
                         f"SELECT * FROM read_parquet({file_list(split)}) ORDER BY {order}"
                         if split
                         else f"SELECT * FROM {staged} LIMIT 0"  # no rows that day: an empty file
                     )
-                    tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
+                    if self.storage.remote:
+                        tmp = beside / f"{final.parent.name}.parquet"
+                    else:
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = final.with_name(f"{DATA_FILE}.tmp-{uuid.uuid4().hex}")
                     con.execute(
                         f"COPY ({rows}) TO {literal(tmp)} "
                         f"(FORMAT parquet, KV_METADATA {published_by})"
                     )
-                    tmp.replace(final)
+                    self._switch(table, day, tmp, run_id)
             finally:
                 shutil.rmtree(beside, ignore_errors=True)
 
         self._within_audit_memory(write)
+
+    def _switch(self, table: FeatureTable, day: date, written: Path, run_id: str) -> None:
+        """Make the finished file `written` the day: a rename on disk; on S3 an upload under
+        a name of its own, then the day's manifest replaced to name it."""
+        if not self.storage.remote:
+            written.replace(self.partition_path(table, day))
+            return
+        folder = self.day_folder(table, day)
+        name = f"data-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
+        self.storage.put(written, f"{folder}/{name}")
+        manifest = {"file": name, "published_by": run_id, "version": time.time_ns()}
+        self.storage.write_text(f"{folder}/{MANIFEST}", json.dumps(manifest))
 
     def discard_staged(self, table: FeatureTable, run_id: str) -> None:
         """Drop one table's staged file (or folder of parts); the run's folder goes with its
@@ -360,6 +459,8 @@ class OfflineStore:
             if folder.is_dir() and RUN_ID.fullmatch(folder.name) and folder.name not in active_runs:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
+        if self.storage.remote:
+            return removed + self._remove_unnamed_files(active_runs)
         for folder in Path(self.root).glob(f"*/{PUBLISH_FOLDER_PREFIX}*"):
             run_id = folder.name.removeprefix(PUBLISH_FOLDER_PREFIX).rsplit("-", 1)[0]
             if run_id not in active_runs:
@@ -372,15 +473,43 @@ class OfflineStore:
                     removed += 1
         return removed
 
+    def _remove_unnamed_files(self, active_runs: set[str]) -> int:
+        """S3: delete day files no manifest names: those uploaded by a publish that died
+        before switching the manifest (once their run is no longer going), and those a
+        newer publish superseded over READER_GRACE_NS ago (a reader that resolved the old
+        manifest may still be reading one)."""
+        removed = 0
+        by_folder: dict[str, list] = {}
+        for file in self.storage.files(self.root):
+            if file.name.startswith("data-") or file.name == MANIFEST:
+                by_folder.setdefault(file.uri.rsplit("/", 1)[0], []).append(file)
+        now = time.time_ns()
+        for folder, files in by_folder.items():
+            text = self.storage.read_text(f"{folder}/{MANIFEST}")
+            manifest = json.loads(text) if text else None
+            for file in files:
+                if file.name == MANIFEST or (manifest and file.name == manifest["file"]):
+                    continue
+                run_id = file.name.removeprefix("data-").rsplit("-", 1)[0]
+                superseded = manifest is not None and file.modified_ns <= manifest["version"]
+                if superseded:
+                    gone = now - manifest["version"] > READER_GRACE_NS
+                else:
+                    gone = run_id not in active_runs
+                if gone:
+                    self.storage.delete(file.uri)
+                    removed += 1
+        return removed
+
     # --- reads ------------------------------------------------------------------------------
 
     def read_partition(self, table: FeatureTable, day: date) -> pd.DataFrame:
-        path = self.partition_path(table, day)
-        if not path.exists():
-            raise PartitionNotPublishedError(
-                f"feature table {table.name!r}: partition {day.isoformat()} is not published"
-            )
-        return duckdb.connect().sql(f"SELECT * FROM read_parquet({literal(path)})").df()
+        file = self._published_file(table, day)
+        return self._duckdb().sql(f"SELECT * FROM read_parquet({literal(file)})").df()
+
+    def _duckdb(self) -> duckdb.DuckDBPyConnection:
+        """A plain connection that can read the root's files."""
+        return self.storage.register(duckdb.connect())
 
     def rows_to_serve(
         self, table: FeatureTable, days: list[date], *, force: bool = False
@@ -392,13 +521,14 @@ class OfflineStore:
         syncing an old partition never moves an online value back in time. With `force`, the
         latest row per entity within `days` is kept whatever newer partitions say.
         """
-        missing = [day for day in days if not self.partition_path(table, day).exists()]
+        published = self.published(table)
+        missing = [day for day in days if day not in published]
         if missing:
             raise PartitionNotPublishedError(
                 f"feature table {table.name!r}: partition(s) {', '.join(d.isoformat() for d in missing)} "
                 "are not published (never built, or failed validation)"
             )
-        window = file_list(self.partition_path(table, day) for day in days)
+        window = file_list(published[day].file for day in days)
         keys = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
         if force:
@@ -409,7 +539,7 @@ class OfflineStore:
         else:
             rank_columns = [*table.keys, *winner_columns(table)]
             # Pushed rows compete too: a published row that a newer push beats is not served.
-            everything = _read(self.published_files(table) + self.push_log.files(table))
+            everything = _read([p.file for p in published.values()] + self.push_log.files(table))
             match = " AND ".join(
                 f"w.{ident(c)} IS NOT DISTINCT FROM x.{ident(c)}" for c in rank_columns
             )
@@ -422,7 +552,7 @@ class OfflineStore:
                 )
                 SELECT w.* FROM window_rows AS w SEMI JOIN winners AS x ON {match}
             """
-        return duckdb.connect().sql(query).to_arrow_table()
+        return self._duckdb().sql(query).to_arrow_table()
 
     def latest_rows(self, table: FeatureTable, keys: Sequence[tuple] | None = None) -> pa.Table:
         """Each entity's winning row across every published partition and push (for a full
@@ -430,7 +560,7 @@ class OfflineStore:
         files = self.published_files(table) + self.push_log.files(table)
         if not files:
             return pa.table({})
-        con = duckdb.connect()
+        con = self._duckdb()
         partition = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
         source = _read(files)
@@ -586,7 +716,8 @@ class OfflineStore:
         for table in tables:
             relation = self._relation(table, self.published_files(table))
             con.execute(f"CREATE TEMP VIEW {ident(table.name)} AS SELECT * FROM {relation}")
-        con.execute(f"SET allowed_directories = [{literal(Path(self.root).resolve())}]")
+        root = self.root if self.storage.remote else Path(self.root).resolve()
+        con.execute(f"SET allowed_directories = [{literal(root)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         try:
@@ -599,7 +730,9 @@ class OfflineStore:
 
     def connect(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """An in-process DuckDB connection that spills to the store's temp folder past its limit."""
-        con = duckdb.connect(config={"memory_limit": memory_limit or self.memory_limit})
+        con = self.storage.register(
+            duckdb.connect(config={"memory_limit": memory_limit or self.memory_limit})
+        )
         spill = Path(self.staging_root) / ".duckdb_spill"
         spill.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {literal(spill)}")
@@ -607,24 +740,24 @@ class OfflineStore:
 
     def files_for_window(
         self, table: FeatureTable, first: datetime | None, last: datetime | None
-    ) -> list[Path]:
+    ) -> list[str]:
         """Published files that can hold a candidate for entity times in [first, last].
 
         A row of partition d has its event time within [d, d + 1 day] (the publish check
         guarantees it), so older partitions than first - ttl - 1 day and newer ones than
         last cannot match.
         """
-        days = _days_in_window(table, self.published_days(table), first, last)
-        return [self.partition_path(table, day) for day in days]
+        published = self.published(table)
+        return [published[day].file for day in _days_in_window(table, list(published), first, last)]
 
     def pushed_files_for_window(
         self, table: FeatureTable, first: datetime | None, last: datetime | None
-    ) -> list[Path]:
+    ) -> list[str]:
         """Push files that can hold a candidate (the same day rule as published files)."""
         days = _days_in_window(table, self.push_log.days(table), first, last)
         return self.push_log.files(table, days) if days else []
 
-    def _relation(self, table: FeatureTable, files: list[Path]) -> str:
+    def _relation(self, table: FeatureTable, files: list[str]) -> str:
         if files:
             return _read(files)
         # No published partition in the window: an empty relation of the right shape joins to NULLs.
@@ -655,15 +788,15 @@ def _staged_files(path: Path) -> str:
     return literal(path / "*.parquet") if path.is_dir() else literal(path)
 
 
-def _read(files: list[Path]) -> str:
+def _read(files: list[str]) -> str:
     """One relation over Parquet files; pushed files may order their columns differently."""
-    pushed = any(PUSH_FOLDER in path.parts for path in files)
+    pushed = any(f"/{PUSH_FOLDER}/" in str(path) for path in files)
     by_name = ", union_by_name = true" if pushed else ""
     return f"read_parquet({file_list(files)}{by_name})"
 
 
 def _boundary_ties_possible(
-    con: duckdb.DuckDBPyConnection, table: FeatureTable, files: list[Path]
+    con: duckdb.DuckDBPyConnection, table: FeatureTable, files: list[str]
 ) -> bool:
     """True if two partitions may hold the same (keys, event time): only a row at midnight
     that ends one day and a row at the same midnight that starts the next day can."""
@@ -675,10 +808,10 @@ def _boundary_ties_possible(
         [table.timestamp],
     ).fetchall()
     try:
-        bounds = {Path(name): (_naive(lo), _naive(hi)) for name, lo, hi in stats}
+        bounds = {str(name): (_naive(lo), _naive(hi)) for name, lo, hi in stats}
     except ValueError:
         return True  # statistics we cannot read exactly: settling ties is always correct
-    for earlier, later in zip(files, files[1:], strict=False):
+    for earlier, later in zip(map(str, files), map(str, files[1:]), strict=False):
         if earlier not in bounds or later not in bounds:
             continue  # an empty partition has no rows to tie with
         start_of_later = datetime.combine(partition_day(later), datetime.min.time())

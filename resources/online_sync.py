@@ -73,7 +73,7 @@ def sync_table(
         with unavailable_as_error(f"online table {destination.name!r}"):
             empty = destination.ensure()
             table_created = destination.creation_time()
-        state = SyncState(offline.root, table, destination.name)
+        state = SyncState(offline.state_root, table, destination.name)
         remembered, since_ns = (None, 0) if full else state.load(table_created)
         candidates, read_keys = rows, frozenset()
         if remembered is not None:
@@ -130,7 +130,7 @@ def _remember_companions(
         entries = destination.companion_entries.get(other.name)
         if not entries:
             continue
-        state = SyncState(offline.root, other, destination.name)
+        state = SyncState(offline.state_root, other, destination.name)
         remembered, _ = state.load(table_created)
         if remembered is not None:
             state.update(entries)
@@ -154,7 +154,7 @@ def apply_pushes(
     have written such a row), those keys get their winning row back."""
     own = (0, 0)
     for destination in destinations(online, table, services):
-        state = SyncState(offline.root, table, destination.name)
+        state = SyncState(offline.state_root, table, destination.name)
         beaten = pa.array(state.beaten(rows), pa.bool_())
         fresh = rows.filter(pc.invert(beaten))
         if isinstance(destination, TableItems):

@@ -53,6 +53,29 @@ class Settings:
     serving_log_rate: float = 0.0
     # What builds and joins: "duckdb" (embedded) or "spark" (resources/spark_session.py).
     engine: str = "duckdb"
+    # Where published days and pushes live: a local folder (default `<home>/offline`) or
+    # `s3://bucket/prefix`; and the S3 endpoint (unset: AWS's own).
+    offline_root: str | None = None
+    s3_endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.offline_root is None:
+            object.__setattr__(self, "offline_root", str(self.home / "offline"))
+        root = self.offline_root
+        if root.startswith("s3://") and not root.removeprefix("s3://").split("/")[0]:
+            raise CallerError(
+                f"FEATURE_STORE_OFFLINE_ROOT={root!r}: name a bucket, as s3://bucket/prefix"
+            )
+        if "://" in root and not root.startswith("s3://"):
+            raise CallerError(
+                f"FEATURE_STORE_OFFLINE_ROOT={root!r}: give a local folder or an s3:// URI"
+            )
+        if self.offline_root_remote and self.engine == "spark":
+            # Spark reads s3a:// through hadoop-aws, which this build does not install or test.
+            raise CallerError(
+                f"FEATURE_STORE_OFFLINE_ROOT={root!r} with FEATURE_STORE_ENGINE=spark: the "
+                "Spark engine reads a local offline root only; use the duckdb engine with S3"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +100,8 @@ class Settings:
             ),
             serving_log_rate=_rate("FEATURE_STORE_SERVING_LOG_RATE"),
             engine=_engine(),
+            offline_root=os.environ.get("FEATURE_STORE_OFFLINE_ROOT", "").strip() or None,
+            s3_endpoint=os.environ.get("FEATURE_STORE_S3_ENDPOINT", "").strip() or None,
         )
 
     @property
@@ -96,7 +121,14 @@ class Settings:
 
     @property
     def offline_dir(self) -> Path:
-        return self.home / "offline"
+        """The local offline root (published days and pushes), or, with an S3 root, the
+        local folder of what stays on this machine: the syncs' state, the serving log and
+        saved training sets' references."""
+        return self.home / "offline" if self.offline_root_remote else Path(self.offline_root)
+
+    @property
+    def offline_root_remote(self) -> bool:
+        return str(self.offline_root).startswith("s3://")
 
     @property
     def staging_dir(self) -> Path:

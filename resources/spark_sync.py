@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -153,5 +152,5 @@ def spark_sync(
         rows = rows.repartition(partitions)
     counts = write_partitions(rows, table, online)
     # What the change-only sync remembers no longer says what is stored.
-    SyncState(Path(offline.root), table, online.table_name(table)).clear()
+    SyncState(offline.state_root, table, online.table_name(table)).clear()
     return counts

@@ -33,6 +33,7 @@ from feature_assets.validation.partition import check_time_types
 from resources.offline_store import OfflineStore
 from resources.settings import PROJECT_ROOT, Settings
 from resources.sql import ARROW_TYPES
+from resources.storage import Storage
 
 MODELS_DIR = PROJECT_ROOT / "dbt_project" / "models"
 # The training-set join's engines: its oracle tests run on both. Spark is its own tier
@@ -72,6 +73,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "FEATURE_STORE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
         "FEATURE_STORE_TABLE_PREFIX": settings.table_prefix,
         "FEATURE_STORE_START_DATE": settings.partition_start_date,
+        "FEATURE_STORE_OFFLINE_ROOT": str(settings.offline_root),
+        "FEATURE_STORE_S3_ENDPOINT": settings.s3_endpoint or "",
     }
 
 
@@ -127,6 +130,34 @@ def feature_table_node(
     if patch_path:
         node["patch_path"] = patch_path
     return node
+
+
+def s3_bucket(endpoint: str) -> str:
+    """A new, empty bucket on the S3 server at `endpoint` (moto serves S3 on the same port
+    as DynamoDB); returns its `s3://` root."""
+    import boto3  # only the S3 tests need a client of their own
+
+    bucket = f"fs-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    ).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/offline"
+
+
+def s3_offline_store(tmp: Path, endpoint: str, engine: str = "duckdb") -> OfflineStore:
+    """An offline store whose root is a new bucket; staging and state stay under `tmp`."""
+    root = s3_bucket(endpoint)
+    return OfflineStore(
+        root,
+        staging_root=tmp / "staging",
+        engine=engine,
+        storage=Storage(root, s3_endpoint=endpoint, region="us-east-1"),
+        state_root=tmp / "state",
+    )
 
 
 def end_of(day: date) -> datetime:

@@ -19,7 +19,7 @@ from feature_assets.sdk import FeatureStore
 from feature_assets.validation.push import MAX_CLOCK_SKEW
 from resources.offline_store import OfflineStore
 from resources.online_store import OnlineStore
-from tests.builders import publish_rows, synthetic_table
+from tests.builders import publish_rows, s3_offline_store, synthetic_table
 
 TABLE = synthetic_table(
     name="user_daily_clicks_1d",
@@ -42,11 +42,18 @@ PUSHED_AT = datetime(2026, 1, 2, 15, 30)
 NOW = datetime(2026, 1, 3, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path, online_server) -> FeatureStore:
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path, online_server) -> FeatureStore:
+    """The same store on a local offline root and on an S3 one (pushes, syncs and training
+    sets read and write through the same layout)."""
+    offline = (
+        s3_offline_store(tmp_path, online_server.endpoint)
+        if request.param == "s3"
+        else OfflineStore(root=tmp_path / "offline", staging_root=tmp_path / "staging")
+    )
     store = FeatureStore(
         {TABLE.name: TABLE},
-        OfflineStore(root=tmp_path / "offline", staging_root=tmp_path / "staging"),
+        offline,
         OnlineStore(endpoint_url=online_server.endpoint, table_prefix=f"t{uuid.uuid4().hex[:8]}_"),
     )
     publish_rows(

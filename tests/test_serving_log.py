@@ -160,7 +160,7 @@ def test_sdk_logs_service_reads_with_keys_values_and_statuses(store) -> None:
     store.get_online_features([f"{TABLE.name}:clicks"], [{"user_id": 2}], now=NOW)
     store.close()
     logged = (
-        read_served(store.offline.root, [NOW.date()])
+        read_served(store.offline.state_root, [NOW.date()])
         .to_pandas()
         .sort_values(["request_id", "feature"])
     )

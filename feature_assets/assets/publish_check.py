@@ -59,7 +59,7 @@ def build_publish_check(
             offline_store.discard_staged(table, context.run.run_id)
             for day in days:
                 stats = by_day.get(day, {"rows": 0})
-                path = str(offline_store.partition_path(table, day))
+                path = offline_store.day_file(table, day) or ""
                 yield _evaluation(
                     check_key,
                     day,

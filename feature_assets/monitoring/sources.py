@@ -81,7 +81,7 @@ def served_sample(
 ) -> Sample:
     """The logged answers of the service's reads on `days`, one series per column."""
     logged = read_served(
-        store.offline.root,
+        store.offline.state_root,
         days,
         feature_service=service.name,
         columns=("feature", "value_number", "value_text"),
@@ -107,7 +107,7 @@ def table_sample(store: FeatureStore, columns: list[MonitoredColumn], days: list
         frames = [
             store.offline.read_partition(table, day)
             for day in days
-            if store.offline.partition_path(table, day).exists()
+            if store.offline.is_published(table, day)
         ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         rows = max(rows, len(frame))
@@ -140,7 +140,7 @@ def samples_for(
         current = served_sample(store, service, columns, [day])
     else:
         current = table_sample(store, columns, _days(day, WINDOW_DAYS))
-    trained_on = saved_training_sets.reference_for(store.offline.root, service.name)
+    trained_on = saved_training_sets.reference_for(store.offline.state_root, service.name)
     if trained_on is not None:
         reference = training_set_sample(trained_on, columns)
     elif online:
