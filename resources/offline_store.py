@@ -135,7 +135,7 @@ class OfflineStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineStore:
-        root = str(settings.offline_root)
+        root = settings.offline_uri
         return cls(
             root=root,
             staging_root=settings.staging_dir,

@@ -53,15 +53,13 @@ class Settings:
     serving_log_rate: float = 0.0
     # What builds and joins: "duckdb" (embedded) or "spark" (resources/spark_session.py).
     engine: str = "duckdb"
-    # Where published days and pushes live: a local folder (default `<home>/offline`) or
-    # `s3://bucket/prefix`; and the S3 endpoint (unset: AWS's own).
+    # Where published days and pushes live, when not `<home>/offline` (`offline_uri`): a
+    # local folder or `s3://bucket/prefix`; and the S3 endpoint (unset: AWS's own).
     offline_root: str | None = None
     s3_endpoint: str | None = None
 
     def __post_init__(self) -> None:
-        if self.offline_root is None:
-            object.__setattr__(self, "offline_root", str(self.home / "offline"))
-        root = self.offline_root
+        root = self.offline_uri
         if root.startswith("s3://") and not root.removeprefix("s3://").split("/")[0]:
             raise CallerError(
                 f"FEATURE_STORE_OFFLINE_ROOT={root!r}: name a bucket, as s3://bucket/prefix"
@@ -124,11 +122,17 @@ class Settings:
         """The local offline root (published days and pushes), or, with an S3 root, the
         local folder of what stays on this machine: the syncs' state, the serving log and
         saved training sets' references."""
-        return self.home / "offline" if self.offline_root_remote else Path(self.offline_root)
+        return self.home / "offline" if self.offline_root_remote else Path(self.offline_uri)
+
+    @property
+    def offline_uri(self) -> str:
+        """The offline root: the setting, else `<home>/offline` (derived, so a copy of the
+        settings with another home moves it too)."""
+        return self.offline_root or str(self.home / "offline")
 
     @property
     def offline_root_remote(self) -> bool:
-        return str(self.offline_root).startswith("s3://")
+        return self.offline_uri.startswith("s3://")
 
     @property
     def staging_dir(self) -> Path:

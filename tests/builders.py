@@ -73,7 +73,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "FEATURE_STORE_DYNAMODB_ENDPOINT": settings.dynamodb_endpoint or "",
         "FEATURE_STORE_TABLE_PREFIX": settings.table_prefix,
         "FEATURE_STORE_START_DATE": settings.partition_start_date,
-        "FEATURE_STORE_OFFLINE_ROOT": str(settings.offline_root),
+        "FEATURE_STORE_OFFLINE_ROOT": settings.offline_uri,
         "FEATURE_STORE_S3_ENDPOINT": settings.s3_endpoint or "",
     }
 

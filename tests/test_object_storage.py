@@ -309,7 +309,7 @@ def test_bad_offline_roots_are_named(monkeypatch, tmp_path) -> None:
         Settings.from_env()
     monkeypatch.setenv("FEATURE_STORE_ENGINE", "duckdb")
     settings = Settings.from_env()
-    assert settings.offline_root == "s3://bucket/offline"
+    assert settings.offline_uri == "s3://bucket/offline"
     # What stays on this machine (sync state, serving log) has a local folder of its own.
     assert settings.offline_dir == tmp_path.resolve() / "offline"
 
@@ -337,3 +337,14 @@ def test_a_root_in_a_missing_bucket_is_an_error_not_an_empty_store(tmp_path, onl
     with pytest.raises(StoreUnavailableError, match="bucket 'no-such-bucket-here' does not exist"):
         store.published_days(TABLE)
     assert s3_offline_store(tmp_path, online_server.endpoint).published_days(TABLE) == []
+
+
+def test_the_default_offline_root_follows_the_home_and_a_set_one_stays(tmp_path) -> None:
+    """Settings copied with another home (as the CLI and tests do) move the default root."""
+    settings = make_settings(tmp_path / "a", "http://127.0.0.1:1")
+    moved = replace(settings, home=tmp_path / "b")
+    assert moved.offline_uri == str(tmp_path / "b" / "offline")
+    assert OfflineStore.from_settings(moved).root == str(tmp_path / "b" / "offline")
+    pinned = replace(settings, offline_root="s3://bucket/offline", home=tmp_path / "c")
+    assert pinned.offline_uri == "s3://bucket/offline"
+    assert pinned.offline_dir == tmp_path / "c" / "offline"
