@@ -21,6 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from feature_assets.kernel.contract import (
@@ -86,6 +88,7 @@ SPARK_FOLDER = ".spark"
 # S3 only: the object naming a day's file, and how long a superseded file stays readable.
 MANIFEST = "_manifest.json"
 READER_GRACE_NS = 3600 * 10**9
+MANIFEST_READERS = 16
 
 
 T = TypeVar("T")
@@ -169,14 +172,17 @@ class OfflineStore:
                 if f.name == DATA_FILE
             }
             return dict(sorted(found.items()))
+        manifests = [f.uri for f in files if f.name == MANIFEST]
+        # One GET each: in parallel, since a tick of the sync sensor reads every table's.
+        with ThreadPoolExecutor(MANIFEST_READERS) as pool:
+            texts = list(pool.map(self.storage.read_text, manifests))
         days = {}
-        for manifest in (f for f in files if f.name == MANIFEST):
-            text = self.storage.read_text(manifest.uri)
+        for uri, text in zip(manifests, texts, strict=True):
             if text is None:
-                continue  # replaced between the listing and the read: gone for good is rare
+                continue  # manifests are replaced, never deleted: a day removed by hand
             entry = json.loads(text)
-            folder = manifest.uri.rsplit("/", 1)[0]
-            days[partition_day(manifest.uri)] = PublishedDay(
+            folder = uri.rsplit("/", 1)[0]
+            days[partition_day(uri)] = PublishedDay(
                 f"{folder}/{entry['file']}", int(entry["version"]), entry["published_by"]
             )
         return dict(sorted(days.items()))
@@ -505,11 +511,12 @@ class OfflineStore:
 
     def read_partition(self, table: FeatureTable, day: date) -> pd.DataFrame:
         file = self._published_file(table, day)
-        return self._duckdb().sql(f"SELECT * FROM read_parquet({literal(file)})").df()
+        con = self._duckdb()
+        return con.sql(f"SELECT * FROM {self._source(con, [file])}").df()
 
     def _duckdb(self) -> duckdb.DuckDBPyConnection:
-        """A plain connection that can read the root's files."""
-        return self.storage.register(duckdb.connect())
+        """A plain connection; the root's files reach it through `_source`."""
+        return duckdb.connect()
 
     def rows_to_serve(
         self, table: FeatureTable, days: list[date], *, force: bool = False
@@ -528,23 +535,26 @@ class OfflineStore:
                 f"feature table {table.name!r}: partition(s) {', '.join(d.isoformat() for d in missing)} "
                 "are not published (never built, or failed validation)"
             )
-        window = file_list(published[day].file for day in days)
+        con = self._duckdb()
+        window = self._source(con, [published[day].file for day in days])
         keys = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
         if force:
             query = (
-                f"SELECT * FROM read_parquet({window}) "
+                f"SELECT * FROM {window} "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1"
             )
         else:
             rank_columns = [*table.keys, *winner_columns(table)]
             # Pushed rows compete too: a published row that a newer push beats is not served.
-            everything = _read([p.file for p in published.values()] + self.push_log.files(table))
+            everything = self._source(
+                con, [p.file for p in published.values()] + self.push_log.files(table)
+            )
             match = " AND ".join(
                 f"w.{ident(c)} IS NOT DISTINCT FROM x.{ident(c)}" for c in rank_columns
             )
             query = f"""
-                WITH window_rows AS (SELECT * FROM read_parquet({window})),
+                WITH window_rows AS (SELECT * FROM {window}),
                 winners AS (
                     SELECT {", ".join(ident(c) for c in rank_columns)}
                     FROM {everything}
@@ -552,7 +562,7 @@ class OfflineStore:
                 )
                 SELECT w.* FROM window_rows AS w SEMI JOIN winners AS x ON {match}
             """
-        return self._duckdb().sql(query).to_arrow_table()
+        return con.sql(query).to_arrow_table()
 
     def latest_rows(self, table: FeatureTable, keys: Sequence[tuple] | None = None) -> pa.Table:
         """Each entity's winning row across every published partition and push (for a full
@@ -563,7 +573,7 @@ class OfflineStore:
         con = self._duckdb()
         partition = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
-        source = _read(files)
+        source = self._source(con, files)
         if keys is not None:
             wanted = pa.table(
                 {
@@ -637,10 +647,12 @@ class OfflineStore:
             table = request.table
             files = self.files_for_window(table, first, last)
             pushed = self.pushed_files_for_window(table, first, last)
-            sources[table.name] = self._relation(table, files + pushed)
+            # On S3 one dataset serves the tie check and the join: footers are read once.
+            dataset = self.storage.dataset(files + pushed) if self.storage.remote else None
+            sources[table.name] = self._relation(con, table, files + pushed, dataset)
             if created_timestamp_cutoff and table.created_timestamp:
                 plans[table.name] = JoinPlan.RANGE_CUTOFF
-            elif pushed or _boundary_ties_possible(con, table, files):
+            elif pushed or self._boundary_ties_possible(con, table, files, dataset):
                 # A pushed row may share keys and event time with any other row.
                 plans[table.name] = JoinPlan.ASOF_SETTLE_TIES
             else:
@@ -714,7 +726,7 @@ class OfflineStore:
                 f"entity SQL must be a SELECT over the feature tables, not {statements[0].type.name}"
             )
         for table in tables:
-            relation = self._relation(table, self.published_files(table))
+            relation = self._relation(con, table, self.published_files(table))
             con.execute(f"CREATE TEMP VIEW {ident(table.name)} AS SELECT * FROM {relation}")
         root = self.root if self.storage.remote else Path(self.root).resolve()
         con.execute(f"SET allowed_directories = [{literal(root)}]")
@@ -730,9 +742,7 @@ class OfflineStore:
 
     def connect(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
         """An in-process DuckDB connection that spills to the store's temp folder past its limit."""
-        con = self.storage.register(
-            duckdb.connect(config={"memory_limit": memory_limit or self.memory_limit})
-        )
+        con = duckdb.connect(config={"memory_limit": memory_limit or self.memory_limit})
         spill = Path(self.staging_root) / ".duckdb_spill"
         spill.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {literal(spill)}")
@@ -757,9 +767,46 @@ class OfflineStore:
         days = _days_in_window(table, self.push_log.days(table), first, last)
         return self.push_log.files(table, days) if days else []
 
-    def _relation(self, table: FeatureTable, files: list[str]) -> str:
-        if files:
+    def _boundary_ties_possible(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: FeatureTable,
+        files: list[str],
+        dataset: ds.Dataset | None = None,
+    ) -> bool:
+        """`dataset`: S3 only, the files' dataset (whose footers the join then reuses)."""
+        if dataset is None:
+            return _boundary_ties_possible(con, table, files)
+        if len(files) < 2:
+            return False
+        bounds = self.storage.column_bounds(dataset, table.timestamp)
+        if any(b is None or b[0].tzinfo or b[1].tzinfo for b in bounds.values()):
+            return True  # statistics we cannot read exactly: settling ties is always correct
+        return _bounds_meet(files, bounds)
+
+    def _source(
+        self, con: duckdb.DuckDBPyConnection, files: list[str], dataset: ds.Dataset | None = None
+    ) -> str:
+        """One relation over Parquet files, in `con`. On S3, an Arrow dataset: pyarrow reads
+        a file's footer and columns in a few coalesced requests, where DuckDB reading
+        through fsspec made ~10 (a join over 50 days on moto took 12x local then;
+        benchmarks/README.md). DuckDB itself then never opens an S3 URI: entity SQL cannot
+        name one."""
+        if not self.storage.remote:
             return _read(files)
+        name = f"__files_{uuid.uuid4().hex[:12]}"
+        con.register(name, dataset if dataset is not None else self.storage.dataset(files))
+        return name
+
+    def _relation(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: FeatureTable,
+        files: list[str],
+        dataset: ds.Dataset | None = None,
+    ) -> str:
+        if files:
+            return self._source(con, files, dataset)
         # No published partition in the window: an empty relation of the right shape joins to NULLs.
         typed = [
             f"CAST(NULL AS {DUCKDB_TYPES[t]}) AS {ident(c)}" for c, t in table.column_types.items()
@@ -811,6 +858,11 @@ def _boundary_ties_possible(
         bounds = {str(name): (_naive(lo), _naive(hi)) for name, lo, hi in stats}
     except ValueError:
         return True  # statistics we cannot read exactly: settling ties is always correct
+    return _bounds_meet(files, bounds)
+
+
+def _bounds_meet(files: list[str], bounds: dict[str, tuple[datetime, datetime]]) -> bool:
+    """Whether a day's latest event time and the next day's earliest are the same midnight."""
     for earlier, later in zip(map(str, files), map(str, files[1:]), strict=False):
         if earlier not in bounds or later not in bounds:
             continue  # an empty partition has no rows to tie with

@@ -1,10 +1,10 @@
 """Where the offline store keeps its files: a local folder or an S3 prefix, behind one pyarrow
 filesystem.
 
-Locations are URIs as DuckDB and users see them: an absolute path, or `s3://bucket/key`.
-DuckDB reads and writes `s3://` through fsspec's wrapper of the same pyarrow filesystem,
-registered on each connection (its own httpfs extension is a download, which machines without
-internet cannot make, and would need its own credentials setup).
+Locations are URIs as users see them: an absolute path, or `s3://bucket/key`. DuckDB reads
+an S3 root's files as Arrow datasets over this filesystem (`dataset`), never by URI: its own
+httpfs extension is a download at first use, which machines without internet cannot make,
+and would need its own credentials setup.
 
 What differs between the two is one thing: S3 has no rename. An object appears whole when
 its upload completes, so a write is atomic there as a rename is on disk, but a day cannot
@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
-import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from fsspec.implementations.arrow import ArrowFSWrapper
 
 from feature_assets.kernel.errors import StoreUnavailableError
 
@@ -56,6 +56,10 @@ class Storage:
     ) -> None:
         text = str(root)
         self.remote = text.startswith(S3_SCHEME)
+        # What listings found, by path: a dataset given a file's size skips a HEAD request.
+        # Data and push files are never rewritten (each has a name of its own), so an entry
+        # cannot go stale for them, the only files read as datasets.
+        self._listed: dict[str, pafs.FileInfo] = {}
         if self.remote:
             self.root = text.rstrip("/")
             credentials = {}
@@ -96,11 +100,10 @@ class Storage:
             found = self.fs.get_file_info(selector)
             if not found and self.remote:
                 self._check_bucket()
-        return [
-            StoredFile(self._uri(info.path), info.base_name, info.mtime_ns or 0)
-            for info in found
-            if info.type == pafs.FileType.File
-        ]
+        files = [info for info in found if info.type == pafs.FileType.File]
+        if self.remote:
+            self._listed.update((info.path, info) for info in files)
+        return [StoredFile(self._uri(i.path), i.base_name, i.mtime_ns or 0) for i in files]
 
     def read_text(self, uri: str) -> str | None:
         """The file's text, or None when there is no such file."""
@@ -119,6 +122,33 @@ class Storage:
 
     def read_table(self, uri: str) -> pa.Table:
         return pq.read_table(self.path(uri), filesystem=self.fs)
+
+    def dataset(self, uris: list[str]) -> ds.Dataset:
+        """The Parquet files as one Arrow dataset (columns matched by name)."""
+        paths = [self.path(u) for u in uris]
+        known = [self._listed.get(p) for p in paths]
+        sources = known if all(known) else paths
+        with self._reaching(uris[0]):
+            return ds.dataset(sources, filesystem=self.fs, format="parquet")
+
+    def column_bounds(self, dataset: ds.Dataset, column: str) -> dict[str, tuple[Any, Any] | None]:
+        """Per file of `dataset` with rows, the least and greatest value of `column` by its
+        statistics (None when they are missing). The footers read stay with the dataset."""
+        bounds: dict[str, tuple[Any, Any] | None] = {}
+        for fragment in dataset.get_fragments():
+            uri = self._uri(fragment.path)
+            with self._reaching(uri):
+                metadata = fragment.metadata
+            index = metadata.schema.to_arrow_schema().get_field_index(column)
+            groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+            stats = [g.column(index).statistics for g in groups if g.num_rows]
+            if not stats:
+                continue  # no rows
+            if all(s is not None and s.has_min_max for s in stats):
+                bounds[uri] = (min(s.min for s in stats), max(s.max for s in stats))
+            else:
+                bounds[uri] = None
+        return bounds
 
     def modified_ns(self, uri: str) -> int:
         return self.fs.get_file_info(self.path(uri)).mtime_ns or 0
@@ -184,11 +214,3 @@ class Storage:
             raise StoreUnavailableError(
                 f"offline root {self.root}: cannot use {uri}: {error}"
             ) from error
-
-    # --- DuckDB -----------------------------------------------------------------------------
-
-    def register(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-        """Let `con` read and write this root's URIs."""
-        if self.remote:
-            con.register_filesystem(ArrowFSWrapper(self.fs))
-        return con
