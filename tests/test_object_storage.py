@@ -348,3 +348,28 @@ def test_the_default_offline_root_follows_the_home_and_a_set_one_stays(tmp_path)
     pinned = replace(settings, offline_root="s3://bucket/offline", home=tmp_path / "c")
     assert pinned.offline_uri == "s3://bucket/offline"
     assert pinned.offline_dir == tmp_path / "c" / "offline"
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_the_tie_check_reads_the_same_statistics_on_s3(tmp_path, online_server, tie) -> None:
+    """A row at the midnight ending one day and one at the same midnight starting the next
+    (as two runs can publish them) make the join settle ties, on either root alike."""
+    first, second = DAYS[0], DAYS[1]
+    rows = [
+        {"user_id": 1, "feature_date": first, "event_timestamp": end_of(first),
+         "created_at": end_of(first), "value_0": 1},
+        {"user_id": 1, "feature_date": second,
+         "event_timestamp": end_of(first) + (timedelta(0) if tie else timedelta(hours=1)),
+         "created_at": end_of(second), "value_0": 2},
+    ]  # fmt: skip
+    local = OfflineStore(tmp_path / "local", staging_root=tmp_path / "local_staging")
+    remote = s3_offline_store(tmp_path / "s3", online_server.endpoint)
+    for store in (local, remote):
+        for row in rows:  # one run per day, as the schedule publishes them
+            publish_rows(store, TABLE, [row])
+    found = {}
+    for name, store in (("local", local), ("s3", remote)):
+        files = store.published_files(TABLE)
+        dataset = store.storage.dataset(files) if store.storage.remote else None
+        found[name] = store._boundary_ties_possible(store.connect(), TABLE, files, dataset)
+    assert found == {"local": tie, "s3": tie}
