@@ -494,6 +494,9 @@ class OfflineStore:
                 by_folder.setdefault(file.uri.rsplit("/", 1)[0], []).append(file)
         now = time.time_ns()
         for folder, files in by_folder.items():
+            names = {f.name for f in files}
+            if MANIFEST in names and len(names) == 2:
+                continue  # a manifest and the one file it names (it never names a missing one)
             text = self.storage.read_text(f"{folder}/{MANIFEST}")
             manifest = json.loads(text) if text else None
             for file in files:
