@@ -654,7 +654,8 @@ class OfflineStore:
             files = self.files_for_window(table, first, last)
             pushed = self.pushed_files_for_window(table, first, last)
             # On S3 one dataset serves the tie check and the join: footers are read once.
-            dataset = self.storage.dataset(files + pushed) if self.storage.remote else None
+            remote = self.storage.remote and (files or pushed)
+            dataset = self.storage.dataset(files + pushed) if remote else None
             sources[table.name] = self._relation(con, table, files + pushed, dataset)
             if created_timestamp_cutoff and table.created_timestamp:
                 plans[table.name] = JoinPlan.RANGE_CUTOFF

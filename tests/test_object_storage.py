@@ -373,3 +373,17 @@ def test_the_tie_check_reads_the_same_statistics_on_s3(tmp_path, online_server, 
         dataset = store.storage.dataset(files) if store.storage.remote else None
         found[name] = store._boundary_ties_possible(store.connect(), TABLE, files, dataset)
     assert found == {"local": tie, "s3": tie}
+
+
+def test_a_training_set_over_days_not_published_on_s3_joins_to_nulls(
+    tmp_path, online_server
+) -> None:
+    """No published day (or none in the entity window): one row per entity, NULL features."""
+    store = s3_offline_store(tmp_path, online_server.endpoint)
+    entity = pd.DataFrame({"user_id": [1, 2], "event_timestamp": [datetime(2026, 1, 3)] * 2})
+    request = [FeatureRequest(TABLE, ("value_0",))]
+    result = store.get_historical_features(entity, request).to_pandas()
+    assert result["user_id"].tolist() == [1, 2] and result["value_0"].isna().all()
+    publish_rows(store, TABLE, day_rows(DAYS[4:5], 3, 1))  # after every entity time
+    result = store.get_historical_features(entity, request).to_pandas()
+    assert result["user_id"].tolist() == [1, 2] and result["value_0"].isna().all()

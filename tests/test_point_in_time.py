@@ -15,7 +15,7 @@ from feature_assets.kernel.errors import FeatureReferenceError
 from feature_assets.sdk import FeatureStore
 from resources.offline_store import OfflineStore, _boundary_ties_possible
 from resources.online_store import OnlineStore
-from tests.builders import JOIN_ENGINES, publish_rows, synthetic_table
+from tests.builders import JOIN_ENGINES, publish_rows, s3_offline_store, synthetic_table
 
 BASE = datetime(2026, 1, 1)
 
@@ -92,9 +92,15 @@ def run_join(
     entities: list[dict],
     cutoff: bool = False,
     engine: str = "duckdb",
+    s3_endpoint: str | None = None,
 ) -> pd.DataFrame:
-    store = OfflineStore(
-        root=str(tmp / "offline"), staging_root=str(tmp / "staging"), engine=engine
+    """`engine` "s3": DuckDB's join over an offline root in a new bucket at `s3_endpoint`."""
+    store = (
+        s3_offline_store(tmp, s3_endpoint)
+        if engine == "s3"
+        else OfflineStore(
+            root=str(tmp / "offline"), staging_root=str(tmp / "staging"), engine=engine
+        )
     )
     for table, rows in tables_rows:
         if rows:
@@ -127,9 +133,18 @@ def assert_matches_oracle(
         assert actual == expected, f"table {table.name}"
 
 
+# The oracle tests run on each engine, and on DuckDB over an S3 root (moto's S3 server).
+ORACLE_RUNS = [*JOIN_ENGINES, pytest.param("s3", marks=pytest.mark.integration)]
+
+
+def s3_endpoint(request: pytest.FixtureRequest, engine: str) -> str | None:
+    return request.getfixturevalue("online_server").endpoint if engine == "s3" else None
+
+
 def examples(engine: str, on_duckdb: int) -> settings:
     """Hypothesis settings for an oracle test on `engine`: a Spark join takes ~1 s where
-    DuckDB's takes ~0.1 s, so Spark gets a third of the examples."""
+    DuckDB's takes ~0.1 s, and one over S3 publishes through moto, so each gets a third of
+    the examples."""
     return settings(
         max_examples=on_duckdb if engine == "duckdb" else on_duckdb // 3,
         deadline=None,
@@ -137,8 +152,10 @@ def examples(engine: str, on_duckdb: int) -> settings:
     )
 
 
-@pytest.mark.parametrize("engine", JOIN_ENGINES)
-def test_join_agrees_with_brute_force_oracle_single_key(tmp_path_factory, engine) -> None:
+@pytest.mark.parametrize("engine", ORACLE_RUNS)
+def test_join_agrees_with_brute_force_oracle_single_key(tmp_path_factory, request, engine) -> None:
+    endpoint = s3_endpoint(request, engine)
+
     @examples(engine, 60)
     @given(data=st.data(), ttl_hours=st.sampled_from([None, 24, 30]), cutoff=st.booleans())
     def check(data, ttl_hours, cutoff) -> None:
@@ -147,16 +164,17 @@ def test_join_agrees_with_brute_force_oracle_single_key(tmp_path_factory, engine
         rows = renamed(data.draw(feature_rows(table.keys)), "value_0")
         entities = data.draw(entity_rows(table.keys, rows, ttl))
         tmp = tmp_path_factory.mktemp("pit")
-        result = run_join(tmp, [(table, rows)], entities, cutoff, engine)
+        result = run_join(tmp, [(table, rows)], entities, cutoff, engine, endpoint)
         assert_matches_oracle(result, [(table, rows)], entities, cutoff)
 
     check()
 
 
-@pytest.mark.parametrize("engine", JOIN_ENGINES)
+@pytest.mark.parametrize("engine", ORACLE_RUNS)
 def test_join_agrees_with_oracle_on_composite_keys_and_several_tables(
-    tmp_path_factory, engine
+    tmp_path_factory, request, engine
 ) -> None:
+    endpoint = s3_endpoint(request, engine)
     pair = synthetic_table(
         name="user_daily_merchant_visits_30d",
         keys=("user_id", "merchant_id"),
@@ -172,7 +190,9 @@ def test_join_agrees_with_oracle_on_composite_keys_and_several_tables(
         single_rows = renamed(data.draw(feature_rows(single.keys)), "value_1")
         entities = data.draw(entity_rows(pair.keys, pair_rows + single_rows, timedelta(hours=24)))
         tables_rows = [(pair, pair_rows), (single, single_rows)]
-        result = run_join(tmp_path_factory.mktemp("pit"), tables_rows, entities, cutoff, engine)
+        result = run_join(
+            tmp_path_factory.mktemp("pit"), tables_rows, entities, cutoff, engine, endpoint
+        )
         assert_matches_oracle(result, tables_rows, entities, cutoff)
 
     check()
