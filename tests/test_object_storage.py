@@ -12,6 +12,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -157,8 +158,7 @@ def test_a_publish_killed_between_upload_and_switch_leaves_readers_on_the_old_da
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
 
-    readers = s3_offline_store(tmp_path / "reader", online_server.endpoint)
-    readers = replace_root(readers, store)
+    readers = another_store(store, tmp_path / "reader")
     assert readers.published_days(TABLE) == DAYS
     for i, day in enumerate(DAYS):
         rows = readers.read_partition(TABLE, day)
@@ -183,13 +183,13 @@ def test_a_publish_killed_between_upload_and_switch_leaves_readers_on_the_old_da
     assert all(set(readers.read_partition(TABLE, d)["value_0"]) == {2} for d in DAYS)
 
 
-def replace_root(reader: OfflineStore, writer: OfflineStore) -> OfflineStore:
-    """A second store (its own staging and state) on the writer's bucket."""
+def another_store(writer: OfflineStore, tmp: Path) -> OfflineStore:
+    """A second store on the writer's bucket, with its own staging and state (another process's)."""
     return OfflineStore(
         writer.root,
-        staging_root=reader.staging_root,
+        staging_root=tmp / "staging",
         storage=writer.storage,
-        state_root=reader.state_root,
+        state_root=tmp / "state",
     )
 
 
@@ -199,15 +199,17 @@ VICTIM = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from resources.offline_store import MANIFEST
+    from resources.offline_store import MANIFEST, OfflineStore
     from resources.storage import Storage
     from tests import test_object_storage as t
-    from tests.builders import publish_rows, s3_offline_store
+    from tests.builders import publish_rows
 
     root, endpoint, tmp, reached = sys.argv[1:]
-    store = t.replace_root(s3_offline_store(Path(tmp) / "victim", endpoint), t.OfflineStore(
-        root, staging_root=Path(tmp) / "unused", storage=Storage(root, s3_endpoint=endpoint,
-        region="us-east-1"), state_root=Path(tmp) / "unused"))
+    victim = Path(tmp) / "victim"
+    storage = Storage(root, s3_endpoint=endpoint, region="us-east-1")
+    store = OfflineStore(
+        root, staging_root=victim / "staging", storage=storage, state_root=victim / "state"
+    )
     switch, seen = Storage.write_text, []
 
     def held(self, uri, text):
