@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from feature_assets.kernel.errors import StoreUnavailableError
 
 S3_SCHEME = "s3://"
-# pyarrow's default is 3 attempts; a busy endpoint deserves botocore's standard count.
+# pyarrow's default is 3 attempts; the same 8 as the DynamoDB client's (settings).
 S3_MAX_ATTEMPTS = 8
 
 
