@@ -104,8 +104,6 @@ class PublishedDay:
     file: str
     # Changes when the day is republished (rebuilt and validated again), and only then.
     version: int
-    # The run that published it, when the layout records it outside the file (S3).
-    run_id: str | None = None
 
 
 class OfflineStore:
@@ -158,21 +156,18 @@ class OfflineStore:
 
     def published(self, table: FeatureTable) -> dict[date, PublishedDay]:
         """Every published day and the file that is the day now, oldest day first."""
-        table_folder = self.storage.uri(table.name) + "/"
-        files = [
-            f
-            for f in self.storage.files(table_folder)
-            if f.uri.removeprefix(table_folder).startswith(f"{table.partition_column}=")
-            and f.uri.removeprefix(table_folder).count("/") == 1  # a day's own folder
-        ]
+        prefix = f"{table.partition_column}="
         if not self.storage.remote:
-            found = {
-                partition_day(f.uri): PublishedDay(f.uri, f.modified_ns)
-                for f in files
-                if f.name == DATA_FILE
-            }
-            return dict(sorted(found.items()))
-        manifests = [f.uri for f in files if f.name == MANIFEST]
+            # The day folders only: not the push files and sync states beside them.
+            found = Path(self.root, table.name).glob(f"{prefix}*/{DATA_FILE}")
+            days = {partition_day(p): PublishedDay(str(p), p.stat().st_mtime_ns) for p in found}
+            return dict(sorted(days.items()))
+        table_folder = self.storage.uri(table.name) + "/"
+        manifests = [
+            f.uri
+            for f in self.storage.files(table_folder)
+            if f.name == MANIFEST and f.uri.removeprefix(table_folder).startswith(prefix)
+        ]
         # One GET each: in parallel, since a tick of the sync sensor reads every table's.
         with ThreadPoolExecutor(MANIFEST_READERS) as pool:
             texts = list(pool.map(self.storage.read_text, manifests))
@@ -183,7 +178,7 @@ class OfflineStore:
             entry = json.loads(text)
             folder = uri.rsplit("/", 1)[0]
             days[partition_day(uri)] = PublishedDay(
-                f"{folder}/{entry['file']}", int(entry["version"]), entry["published_by"]
+                f"{folder}/{entry['file']}", int(entry["version"])
             )
         return dict(sorted(days.items()))
 
@@ -517,12 +512,8 @@ class OfflineStore:
 
     def read_partition(self, table: FeatureTable, day: date) -> pd.DataFrame:
         file = self._published_file(table, day)
-        con = self._duckdb()
+        con = duckdb.connect()
         return con.sql(f"SELECT * FROM {self._source(con, [file])}").df()
-
-    def _duckdb(self) -> duckdb.DuckDBPyConnection:
-        """A plain connection; the root's files reach it through `_source`."""
-        return duckdb.connect()
 
     def rows_to_serve(
         self, table: FeatureTable, days: list[date], *, force: bool = False
@@ -541,7 +532,7 @@ class OfflineStore:
                 f"feature table {table.name!r}: partition(s) {', '.join(d.isoformat() for d in missing)} "
                 "are not published (never built, or failed validation)"
             )
-        con = self._duckdb()
+        con = duckdb.connect()
         window = self._source(con, [published[day].file for day in days])
         keys = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
@@ -576,7 +567,7 @@ class OfflineStore:
         files = self.published_files(table) + self.push_log.files(table)
         if not files:
             return pa.table({})
-        con = self._duckdb()
+        con = duckdb.connect()
         partition = ", ".join(ident(key) for key in table.keys)
         order = ", ".join(winner_order(table))
         source = self._source(con, files)

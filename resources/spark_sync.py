@@ -90,16 +90,15 @@ def winning_rows(
     """The rows of `days` the online store should hold (newer-wins), as a DataFrame; with
     `days` None, every key's winner, pushes included (a resync)."""
     spark = spark.newSession()  # its own temporary views
-    every = [str(p) for p in offline.published_files(table) + offline.push_log.files(table)]
+    published = offline.published(table)
+    every = [p.file for p in published.values()] + offline.push_log.files(table)
     read = spark.read.option("mergeSchema", "true")
     read.parquet(*every).createOrReplaceTempView("__sync_everything")
     if days is None:
         window = "__sync_everything"
     else:
         window = "__sync_window"
-        read.parquet(
-            *(str(offline.partition_path(table, d)) for d in days)
-        ).createOrReplaceTempView(window)
+        read.parquet(*(published[d].file for d in days)).createOrReplaceTempView(window)
     return spark.sql(winners_query(table, window, "__sync_everything"))
 
 

@@ -60,6 +60,8 @@ class Storage:
         # Data and push files are never rewritten (each has a name of its own), so an entry
         # cannot go stale for them, the only files read as datasets.
         self._listed: dict[str, pafs.FileInfo] = {}
+        # Once the bucket is known to exist, an empty listing is an empty folder.
+        self._bucket_seen = False
         if self.remote:
             self.root = text.rstrip("/")
             credentials = {}
@@ -88,9 +90,6 @@ class Storage:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def exists(self, uri: str) -> bool:
-        return self.fs.get_file_info(self.path(uri)).type == pafs.FileType.File
-
     def files(self, prefix: str) -> list[StoredFile]:
         """Every file under the folder `prefix`, at any depth (none when it does not exist)."""
         selector = pafs.FileSelector(
@@ -98,8 +97,9 @@ class Storage:
         )
         with self._reaching(prefix):
             found = self.fs.get_file_info(selector)
-            if not found and self.remote:
+            if not found and self.remote and not self._bucket_seen:
                 self._check_bucket()
+        self._bucket_seen = self._bucket_seen or bool(found)
         files = [info for info in found if info.type == pafs.FileType.File]
         if self.remote:
             self._listed.update((info.path, info) for info in files)
@@ -150,9 +150,6 @@ class Storage:
                 bounds[uri] = None
         return bounds
 
-    def modified_ns(self, uri: str) -> int:
-        return self.fs.get_file_info(self.path(uri)).mtime_ns or 0
-
     # --- writes: each one whole or not at all -----------------------------------------------
 
     def write_text(self, uri: str, text: str) -> None:
@@ -199,6 +196,7 @@ class Storage:
             raise StoreUnavailableError(
                 f"offline root {self.root}: bucket {bucket!r} does not exist"
             )
+        self._bucket_seen = True
 
     @contextlib.contextmanager
     def _reaching(self, uri: str) -> Iterator[None]:
