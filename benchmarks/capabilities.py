@@ -35,7 +35,7 @@ from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import start_server, stop_server
 from resources.offline_store import OfflineStore
 from resources.on_demand import compute, request_column, stored_column
-from resources.online_items import to_item
+from resources.online_items import items_of
 from resources.online_store import OnlineStore
 from tests.builders import free_port, publish_rows, synthetic_table
 
@@ -275,12 +275,15 @@ def main() -> None:
                 store.push(table.name, batch[s : s + 100])
             pushed.append(args.push_rows / (time.perf_counter() - start))
             later = stamp + timedelta(hours=1)
-            items = [
-                to_item(
-                    table, {**r, "event_timestamp": later, "created_at": later, "feature_date": DAY}
-                )
-                for r in batch
-            ]
+            items = items_of(
+                table,
+                pa.Table.from_pylist(
+                    [
+                        {**r, "event_timestamp": later, "created_at": later, "feature_date": DAY}
+                        for r in batch
+                    ]
+                ),
+            )
 
             def put(item):
                 online.client.put_item(

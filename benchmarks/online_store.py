@@ -24,7 +24,7 @@ import pyarrow as pa
 from feature_assets.sdk import FeatureStore
 from resources.local_dynamodb import start_server, stop_server
 from resources.offline_store import OfflineStore
-from resources.online_items import to_item
+from resources.online_items import items_of
 from resources.online_store import OnlineStore
 from tests.builders import free_port, synthetic_table
 
@@ -104,7 +104,7 @@ def main() -> None:
             online.ensure_table(table)
         data = rows(args.items, 1)
         name = online.table_name(tables[1])
-        items = [to_item(tables[1], row) for row in data.to_pylist()]
+        items = items_of(tables[1], data)
         batches = [items[i : i + 25] for i in range(0, len(items), 25)]
 
         def raw_write(batch):

@@ -128,9 +128,11 @@ def write_floor(home: Path, port: int, day: date) -> tuple[float, int, float, in
     (scanned; a table of each at a time, as the floor of one table's own items is)."""
     os.environ["FEATURE_STORE_HOME"] = str(home)
     os.environ["FEATURE_STORE_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    import pyarrow as pa
+
     from feature_assets.sdk import FeatureStore
     from resources.colocated import ColocatedItems
-    from resources.online_items import key_schema, to_item
+    from resources.online_items import items_of, key_schema
 
     store = FeatureStore.from_settings()
     client = store.online.client
@@ -159,8 +161,8 @@ def write_floor(home: Path, port: int, day: date) -> tuple[float, int, float, in
     for table in store.tables.values():
         if not table.online:
             continue
-        rows = store.offline.read_partition(table, day).to_dict("records")
-        own += batches_of(floor_table(table), [to_item(table, row) for row in rows])
+        rows = pa.Table.from_pandas(store.offline.read_partition(table, day), preserve_index=False)
+        own += batches_of(floor_table(table), items_of(table, rows))
     for service in store.contract.services.values():
         if not service.online_colocated:
             continue

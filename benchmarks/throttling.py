@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from benchmarks.online_store import FEATURES, percentile, rows
 from resources.local_dynamodb import start_server, stop_server
-from resources.online_items import to_item
+from resources.online_items import items_of
 from resources.online_store import OnlineStore
 from tests.builders import free_port, synthetic_table
 from tests.throttling_proxy import throttling_proxy
@@ -63,7 +63,7 @@ def main() -> None:
     server = start_server(home, free_port(), "moto")
     try:
         data = rows(args.items, 1)
-        items = [to_item(TABLE, row) for row in data.to_pylist()]
+        items = items_of(TABLE, data)
         print(f"{args.items} items, 4 writers, median and p1 (worst) of {args.rounds} rounds")
         for share in args.shares:
             ours, raw = [], []

@@ -33,11 +33,11 @@ from resources.item_sync import entry_of, read_items, table_creation_time
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
+    items_of,
     key_attributes,
     key_names,
     newer_wins_condition,
     status_at,
-    to_item,
     typed_key,
 )
 from resources.online_store import (
@@ -95,8 +95,8 @@ class ColocatedItems:
             names["#c"] = part(table, CREATED_TIMESTAMP_ATTRIBUTE)
         condition = newer_wins_condition(table)
 
-        def update(row: Mapping[str, Any]) -> bool:
-            item = to_item(table, row)
+        def update(row_and_item: tuple[Mapping[str, Any], dict[str, Any]]) -> bool:
+            row, item = row_and_item
             key = key_attributes(table, tuple(row[k] for k in table.keys))
             attributes = [*features, *(t for t in TIMES if t in item)]
             sets = {f"#v{i}": part(table, a) for i, a in enumerate(attributes)}
@@ -133,7 +133,7 @@ class ColocatedItems:
             ThreadPoolExecutor(max_workers=self.online.write_concurrency) as pool,
         ):
             self.ensure_table()
-            done = list(pool.map(update, rows.to_pylist()))
+            done = list(pool.map(update, zip(rows.to_pylist(), items_of(table, rows), strict=True)))
         return sum(done), len(done) - sum(done)
 
     # --- reads ---------------------------------------------------------------------------
@@ -226,6 +226,8 @@ class ColocatedPart:
         self.companions = companions
         # What this sync put of each other table's part, per key (their sync states' entries).
         self.companion_entries: dict[str, dict[tuple, dict[str, Any]]] = {}
+        self._expected: list[tuple] | None = None
+        self._winners: dict[tuple, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
 
     def features(self) -> Sequence[str]:
         return self._features
@@ -233,6 +235,12 @@ class ColocatedPart:
     @property
     def reads_to_merge(self) -> bool:
         return self.companions is None
+
+    def expect(self, keys: list[tuple]) -> None:
+        """The keys this sync may put: the other tables' winning rows of all of them are read
+        in one scan when the first item is put (one scan per chunk re-read every published
+        day of each other table, every 2,500 items)."""
+        self._expected = keys
 
     def others(
         self, keys: list[tuple], stored: dict[tuple, dict[str, Any]], empty: bool
@@ -246,19 +254,38 @@ class ColocatedPart:
                 stored.update(self.read(missing))
             return stored
         parts: dict[tuple, dict[str, Any]] = {}
-        if not keys:
-            return parts
+        missing = [key for key in keys if key not in self._winners]
+        if missing:
+            wanted = missing if self._expected is None else [*missing, *self._expected]
+            self._winners.update(self._companion_parts(list(dict.fromkeys(wanted))))
+            self._expected = None
+        for key in keys:
+            own, entries = self._winners.get(key, ({}, {}))
+            if own:
+                parts[key] = dict(own)
+            for name, entry in entries.items():
+                self.companion_entries.setdefault(name, {})[key] = entry
+        return parts
+
+    def _companion_parts(
+        self, keys: list[tuple]
+    ) -> dict[tuple, tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+        """Per key: the other tables' parts of its item, and each one's state entry."""
+        found: dict[tuple, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {
+            key: ({}, {}) for key in keys
+        }
         for other, features in self.companions.tables:
-            entries = self.companion_entries.setdefault(other.name, {})
-            for record in self.companions.offline.latest_rows(other, keys=keys).to_pylist():
-                key = tuple(record[k] for k in other.keys)
-                item = to_item(other, record)
-                own = parts.setdefault(key, {})
+            winners = self.companions.offline.latest_rows(other, keys=keys)
+            if not winners.num_rows:
+                continue
+            other_keys = zip(*(winners.column(k).to_pylist() for k in other.keys), strict=True)
+            for key, item in zip(other_keys, items_of(other, winners), strict=True):
+                own, entries = found[key]
                 for attribute in (*features, *TIMES):
                     if attribute in item:
                         own[part(other, attribute)] = item[attribute]
-                entries[key] = entry_of(item, features)
-        return parts
+                entries[other.name] = entry_of(item, features)
+        return found
 
     def creation_time(self) -> str:
         return table_creation_time(self.items.online, self.name)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from feature_assets.kernel.contract import (
     CREATED_TIMESTAMP_ATTRIBUTE,
@@ -119,23 +122,83 @@ def composite_key(table: FeatureTable, key: tuple) -> str:
     return COMPOSITE_KEY_SEPARATOR.join(parts)
 
 
-def to_item(table: FeatureTable, row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """A feature row as a DynamoDB item (low-level client form, native types)."""
-    key = tuple(row[k] for k in table.keys)
-    item: dict[str, dict[str, Any]] = key_attributes(table, key)
+def items_of(table: FeatureTable, rows: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """Feature rows as DynamoDB items (low-level client form, native types), in row order.
+
+    Built a column at a time (a sync converts every row it writes; per-row conversion was
+    most of a sync's own CPU): timestamps formatted by Arrow, the expiry from the event
+    time's epoch microseconds, other values by the rules of `_attribute`."""
+    columns: dict[str, list[Any]] = {}
+    keys = [rows.column(k).to_pylist() for k in table.keys]
     if uses_composite_key(table):
-        item.update({k: _attribute(v) for k, v in zip(table.keys, key, strict=True)})
+        columns[COMPOSITE_KEY_ATTRIBUTE] = [
+            {"S": composite_key(table, key)} for key in zip(*keys, strict=True)
+        ]
+        for name, values in zip(table.keys, keys, strict=True):
+            columns[name] = [_attribute(v) for v in values]
+    else:
+        for name, values in zip(table.keys, keys, strict=True):
+            kind = KEY_ATTRIBUTE_TYPES[table.key_types[name]]
+            columns[name] = [{kind: str(v)} for v in values]
     for feature in table.features:
-        item[feature.name] = _attribute(row.get(feature.name))
-    event_time: datetime = row[table.timestamp]
-    item[EVENT_TIMESTAMP_ATTRIBUTE] = {"S": iso(event_time)}
-    if table.created_timestamp and row.get(table.created_timestamp) is not None:
-        item[CREATED_TIMESTAMP_ATTRIBUTE] = {"S": iso(row[table.created_timestamp])}
+        if feature.name in rows.column_names:
+            columns[feature.name] = _attributes(rows.column(feature.name))
+        else:
+            columns[feature.name] = [{"NULL": True}] * rows.num_rows
+    event = rows.column(table.timestamp)
+    columns[EVENT_TIMESTAMP_ATTRIBUTE] = [{"S": text} for text in _iso_texts(event)]
+    if table.created_timestamp and table.created_timestamp in rows.column_names:
+        columns[CREATED_TIMESTAMP_ATTRIBUTE] = [
+            None if text is None else {"S": text}
+            for text in _iso_texts(rows.column(table.created_timestamp))
+        ]
     if table.ttl is not None:
-        # Never before the logical expiry: DynamoDB's deletion is only a clean-up.
-        expiry = event_time.replace(tzinfo=UTC) + table.ttl
-        item[EXPIRY_ATTRIBUTE] = {"N": str(math.ceil(expiry.timestamp()))}
-    return item
+        # Never before the logical expiry (rounded up): DynamoDB's deletion is only a clean-up.
+        ttl_us = table.ttl // timedelta(microseconds=1)
+        micros = _utc_micros(event).to_pylist()
+        columns[EXPIRY_ATTRIBUTE] = [{"N": str(-((-m - ttl_us) // 1_000_000))} for m in micros]
+    names = list(columns)
+    items = [
+        dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    # A row without a created time has no such attribute (not a NULL one).
+    for item in items:
+        if item.get(CREATED_TIMESTAMP_ATTRIBUTE, True) is None:
+            del item[CREATED_TIMESTAMP_ATTRIBUTE]
+    return items
+
+
+def _attributes(column: pa.Array | pa.ChunkedArray) -> list[dict[str, Any] | None]:
+    kind = column.type
+    values = column.to_pylist()
+    if pa.types.is_integer(kind):
+        return [{"NULL": True} if v is None else {"N": str(v)} for v in values]
+    if pa.types.is_floating(kind):
+        return [
+            {"NULL": True} if v is None or math.isnan(v) or math.isinf(v) else {"N": repr(v)}
+            for v in values
+        ]
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return [{"NULL": True} if v is None else {"S": v} for v in values]
+    if pa.types.is_boolean(kind):
+        return [{"NULL": True} if v is None else {"BOOL": v} for v in values]
+    if pa.types.is_timestamp(kind):
+        return [{"NULL": True} if t is None else {"S": t} for t in _iso_texts(column)]
+    return [_attribute(v) for v in values]
+
+
+def _utc_micros(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Epoch microseconds (UTC) of a timestamp column of any unit or time zone (a zoned
+    timestamp holds UTC; nanoseconds are cut, as a Python datetime holds them)."""
+    return column.cast(pa.timestamp("us"), safe=False).cast(pa.int64())
+
+
+def _iso_texts(column: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """`iso` of each value of a timestamp column (None for NULL)."""
+    # Arrow's cast prints "YYYY-MM-DD HH:MM:SS.ffffff" (~20x faster than its strftime).
+    texts = column.cast(pa.timestamp("us"), safe=False).cast(pa.string())
+    texts = pc.replace_substring(texts, " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(texts, "Z", "").to_pylist()
 
 
 def _attribute(value: Any) -> dict[str, Any]:

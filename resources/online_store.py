@@ -32,12 +32,12 @@ from feature_assets.kernel.errors import StoreUnavailableError
 from resources.online_items import (
     OnlineStatus,
     from_attribute,
+    items_of,
     key_attributes,
     key_names,
     key_schema,
     newer_wins_condition,
     status_at,
-    to_item,
     typed_key,
 )
 from resources.settings import DEFAULT_DYNAMODB_MAX_ATTEMPTS, Settings
@@ -459,8 +459,7 @@ def key_text(attributes: Mapping[str, Mapping[str, str]], names: list[str]) -> t
 
 def _items(table: FeatureTable, rows: pa.Table) -> Iterator[dict[str, Any]]:
     for record_batch in rows.to_batches(max_chunksize=BATCH_WRITE_LIMIT * 40):
-        for row in record_batch.to_pylist():
-            yield to_item(table, row)
+        yield from items_of(table, record_batch)
 
 
 def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

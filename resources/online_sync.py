@@ -81,6 +81,9 @@ def sync_table(
             # Pushes write online directly: what a push since may have changed is read.
             pushed = offline.push_log.rows_since(table, since_ns - RACE_MARGIN_NS)
             read_keys = frozenset(_keys(table, pushed)) if pushed is not None else frozenset()
+        colocated = isinstance(destination, ColocatedPart) and destination.companions is not None
+        if colocated:
+            destination.expect(_keys(table, candidates))
         with unavailable_as_error(f"online table {destination.name!r}"):
             counts, now_stored = write_changed(
                 destination,
@@ -94,7 +97,7 @@ def sync_table(
                 on_written=on_written if destination.name == online.table_name(table) else None,
             )
         state.save({**(remembered or {}), **now_stored}, table_created, started)
-        if isinstance(destination, ColocatedPart) and destination.companions is not None:
+        if colocated:
             _remember_companions(offline, destination, table_created, started, empty)
         return counts
 

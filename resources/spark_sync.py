@@ -4,7 +4,7 @@ items, in parallel, with the embedded sync's item layout and newer-wins rule.
 The winners are chosen in Spark as `OfflineStore.rows_to_serve` chooses them: a row of the
 window is written only if it is its key's winner across every published day and push
 (latest event time, then created time, then day), so syncing an old day never moves a served
-value back in time. Each partition then puts its rows' items (`online_items.to_item`) with
+value back in time. Each partition then puts its rows' items (`online_items.items_of`) with
 its own client (`OnlineStore.write_items`: batch writes, botocore's retries, the throttling
 budget), on whichever executor holds it; an executor needs this package installed.
 
@@ -112,12 +112,11 @@ def write_partitions(rows: DataFrame, table: FeatureTable, online: OnlineStore) 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
-        from resources.online_items import to_item
+        from resources.online_items import items_of
 
         def items() -> Iterator[dict]:
             for batch in batches:
-                for record in batch.to_pylist():
-                    yield to_item(table, record)
+                yield from items_of(table, batch)
 
         written = target.store().write_items(name, items())
         partition = TaskContext.get().partitionId()
