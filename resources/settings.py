@@ -152,6 +152,12 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
+    @property
+    def dbt_parse_file(self) -> Path:
+        """The dbt parse the last successful build of this home left (per engine: each builds
+        with its own dbt target), which the next build starts from."""
+        return self.home / "dbt_parse" / f"{self.engine}.msgpack"
+
 
 def _engine() -> str:
     engine = os.environ.get("FEATURE_STORE_ENGINE", "").strip() or "duckdb"

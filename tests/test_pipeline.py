@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pandas as pd
 import pytest
 
 from feature_assets.assets.build import build_definitions
+from feature_assets.assets.feature_tables import parse_to_start_from, run_environment
 from feature_assets.assets.online_sync import online_asset_key
 from feature_assets.assets.runs import QUIET_RUN_CONFIG as QUIET
 from feature_assets.assets.runs import materialize_range
@@ -31,6 +34,7 @@ from feature_assets.kernel.contract import FeatureTable
 from feature_assets.kernel.names import PUBLISH_CHECK as CHECK_NAME
 from feature_assets.kernel.names import online_sync_step
 from feature_assets.sdk import FeatureStore
+from resources.dbt_child import dbt_executable
 from resources.settings import PROJECT_ROOT, Settings
 from tests.builders import BUDGET_FACTOR, make_settings, settings_env, timed
 
@@ -122,6 +126,36 @@ def test_a_succeeded_dbt_run_leaves_no_target_folder_behind(pipeline) -> None:
     assert succeeded
     left = [p for p in target.glob("feature_tables-*") if p.name.split("-")[1] in succeeded]
     assert left == []
+
+
+def test_a_build_starts_from_the_parse_its_homes_last_build_left(pipeline, tmp_path) -> None:
+    """dbt re-parses the sources' YAML when the landing folder differs from its saved parse's:
+    the project's parse (from `dbt parse`) re-parses it for every home; the parse a build of
+    this home left re-parses nothing."""
+    home_parse = pipeline.settings.dbt_parse_file
+    assert home_parse.exists()
+    project = pipeline.settings.dbt_project_dir
+
+    def files_parsed(parse_file: Path) -> int:
+        target = tmp_path / parse_file.parent.name
+        env = run_environment(
+            DAY_A,
+            DAY_B,
+            pipeline.settings.landing_dir,
+            str(tmp_path / "{table}.parquet"),
+            parse_file,
+            tmp_path / "spark",
+        )
+        command = [dbt_executable(), "parse", "--quiet", "--target-path", str(target)]
+        command += ["--profiles-dir", str(project)]
+        subprocess.run(command, cwd=project, env={**os.environ, **env}, check=True)
+        info = json.loads((target / "perf_info.json").read_text())
+        assert info["is_partial_parse_enabled"]
+        return info["parsed_path_count"]
+
+    assert parse_to_start_from(home_parse, project) == home_parse
+    assert files_parsed(project / "target" / "partial_parse.msgpack") >= 1
+    assert files_parsed(home_parse) == 0
 
 
 def test_boto3_get_item_returns_plain_numbers_equal_to_the_offline_value(pipeline) -> None:

@@ -42,7 +42,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions_def = dg.DailyPartitionsDefinition(start_date=settings.partition_start_date)
     offline_store = OfflineStore.from_settings(settings)
     feature_tables = build_feature_table_assets(
-        project, tables, partitions_def, settings.landing_dir, offline_store.root
+        project,
+        tables,
+        partitions_def,
+        settings.landing_dir,
+        offline_store.root,
+        settings.dbt_parse_file,
     )
     online_store = OnlineStore.from_settings(settings)
     syncs = [

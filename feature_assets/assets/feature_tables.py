@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -106,25 +107,44 @@ def run_environment(
     end_day: date,
     landing_dir: Path,
     staged_path_template: str,
-    project: Path,
+    parse_file: Path,
     spark_work: Path,
 ) -> dict[str, str]:
     """What one build's dbt reads from its environment: the feature dates [first_day,
-    end_day), where to read and write, and the project's saved parse to start from.
+    end_day), where to read and write, and the saved parse to start from.
 
     Not `--vars`: dbt re-parses the whole project when they change, and they change every
-    run. The macros read these values only when executing, so the parse saved by the
-    project's `dbt parse` stays valid (the landing folder, read by the sources' YAML, makes
-    dbt re-parse that one file when it differs from the parse's)."""
+    run. The macros read these values only when executing, so a saved parse stays valid
+    (the landing folder, read by the sources' YAML, makes dbt re-parse that one file when it
+    differs from the parse's)."""
     return {
         "FEATURE_STORE_BUILD_START": first_day.isoformat(),
         "FEATURE_STORE_BUILD_END": end_day.isoformat(),
         "FEATURE_STORE_LANDING_DIR": str(landing_dir),
         "FEATURE_STORE_STAGED_PATH": staged_path_template,
-        "DBT_PARTIAL_PARSE_FILE_PATH": str(project / TARGET / PARTIAL_PARSE_FILE),
+        "DBT_PARTIAL_PARSE_FILE_PATH": str(parse_file),
         # On Spark (`--target spark`): where its session keeps its warehouse folders.
         "FEATURE_STORE_SPARK_WORK": str(spark_work),
     }
+
+
+def parse_to_start_from(home_parse: Path, project: Path) -> Path:
+    """The home's saved parse (made with its landing folder: nothing to re-parse), else the
+    project's (made by `dbt parse`: the sources' YAML is re-parsed). dbt checks either
+    against the project's files and re-parses what changed."""
+    return home_parse if home_parse.exists() else project / TARGET / PARTIAL_PARSE_FILE
+
+
+def keep_parse(target_path: Path, home_parse: Path) -> None:
+    """Save a successful build's parse as the home's, whole or not at all (runs of one home
+    may end at the same time; either one's parse will do)."""
+    parse = target_path / PARTIAL_PARSE_FILE
+    if not parse.exists():
+        return
+    home_parse.parent.mkdir(parents=True, exist_ok=True)
+    tmp = home_parse.with_name(f".tmp-{uuid.uuid4().hex}-{home_parse.name}")
+    shutil.copyfile(parse, tmp)
+    tmp.replace(home_parse)
 
 
 @contextmanager
@@ -148,6 +168,7 @@ def build_feature_table_assets(
     partitions_def: dg.DailyPartitionsDefinition,
     landing_dir: Path,
     offline_root: str,
+    home_parse: Path,
 ) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=project.manifest_path,
@@ -173,7 +194,7 @@ def build_feature_table_assets(
             window.end.date(),
             landing_dir,
             offline_store.staged_path_template(context.run.run_id),
-            Path(project.project_dir),
+            parse_to_start_from(home_parse, Path(project.project_dir)),
             offline_store.spark_work_dir,
         )
         # dbt's target folder (~1.4 MB: manifest, run results, log) lives in the run's staging
@@ -182,6 +203,9 @@ def build_feature_table_assets(
         with environment(values):
             invocation = dbt.cli(["build"], context=context, target_path=staging / DBT_TARGET_DIR)
         yield from invocation.stream()
+        # dbt re-parsed the sources' YAML for this home's landing folder: the next build
+        # starts from this parse (~2 s of a one-day dbt step's ~10 s, measured on 2 cores).
+        keep_parse(invocation.target_path, home_parse)
         # Dagster has recorded what matters; the staged files stay for the publish checks.
         shutil.rmtree(invocation.target_path, ignore_errors=True)
 
