@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from feature_assets.kernel.contract import NUMBER_CHECKS, FeatureTable, RawSource
+from feature_assets.kernel.contract import NUMBER_CHECKS, FeatureTable
 from resources.offline_store import OfflineStore
 from resources.sql import ident, literal
 
@@ -112,44 +109,3 @@ def _check(name: str, kind: str, check: str, argument: Any) -> str | None:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def landing_proven_clean(
-    source: RawSource, files: list[Path], types: dict[str, str], day: date | None
-) -> int | None:
-    """The rows of a landing day (or dimension) when one DuckDB pass over its files shows the
-    gate's pandera schema (`validation.landing.gate_schema`) passes them all; None when a rule
-    fails, a rule has no exact compiled form, or the files differ in schema: the gate then
-    reads the rows into pandas and pandera finds and describes what fails. `types`: the
-    files' columns and logical types (None for a type the contract does not use)."""
-    required = {*source.unique_key, *([source.timestamp] if source.timestamp else [])}
-    rules = []
-    for column in source.file_columns:
-        kind = types.get(column.name)
-        if kind is None:
-            return None
-        if not column.nullable or column.name in required:
-            rules.append(_missing(column.name, kind))
-        for name, argument in column.checks.items():
-            rule = _check(ident(column.name), kind, name, argument)
-            if rule is None:
-                return None
-            rules.append(rule)
-    if source.timestamp and day is not None:
-        ts = ident(source.timestamp)
-        start = f"TIMESTAMP {literal(day.isoformat())}"
-        rules.append(f"{ts} IS NULL OR NOT ({ts} >= {start} AND {ts} < {start} + INTERVAL 1 DAY)")
-    listed = ", ".join(literal(str(f)) for f in files)
-    scan = f"read_parquet([{listed}], hive_partitioning = false)"
-    counts = ", ".join(f"count_if({rule})" for rule in rules) or "0"
-    duplicates = "0"
-    if source.unique_key:
-        keys = ", ".join(ident(k) for k in source.unique_key)
-        duplicates = (
-            f"(SELECT count(*) FROM (SELECT 1 FROM {scan} GROUP BY {keys} HAVING count(*) > 1))"
-        )
-    with duckdb.connect() as con:
-        rows, *violations = con.execute(
-            f"SELECT count(*), {duplicates}, {counts} FROM {scan}"
-        ).fetchone()
-    return rows if rows and not any(violations) else None
