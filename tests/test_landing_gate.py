@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +78,38 @@ def test_an_unknown_currency_fails_naming_column_value_and_row(zone) -> None:
     message = gate(zone)
     assert "column 'currency': 3 row(s) fail isin" in message
     assert "currency='JPY'" in message
+
+
+def with_values(column: str, values: list) -> Callable[[pa.Table], pa.Table]:
+    """The landing table with its first rows' `column` set to `values`."""
+
+    def change(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index(column)
+        kind = table.schema.field(column).type
+        head = pa.array(values, kind)
+        tail = table[column].slice(len(values)).combine_chunks()
+        return table.set_column(index, column, pa.concat_arrays([head, tail]))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "expected"),
+    [
+        ("amount", [-1.0, -0.5], "column 'amount': 2 row(s) fail greater_than_or_equal_to"),
+        ("transaction_id", [None], "column 'transaction_id': 1 row(s) fail not_nullable"),
+        ("transaction_timestamp", [None], "column 'transaction_timestamp'"),
+        ("amount", [float("-inf")], "column 'amount': 1 row(s) fail greater_than_or_equal_to"),
+    ],
+)
+def test_a_value_failing_a_rule_fails_the_gate_naming_it(zone, column, values, expected) -> None:
+    rewrite(zone, with_values(column, values))
+    assert expected in gate(zone)
+
+
+def test_nan_and_null_amounts_pass_the_amount_check_as_pandera_skips_them(zone) -> None:
+    rewrite(zone, with_values("amount", [float("nan"), None]))
+    assert check_landing(zone, TRANSACTIONS, [], [DAY]).passed
 
 
 def test_an_empty_landing_file_fails_unless_the_day_is_declared_empty(zone) -> None:
