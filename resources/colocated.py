@@ -237,9 +237,9 @@ class ColocatedPart:
         return self.companions is None
 
     def expect(self, keys: list[tuple]) -> None:
-        """The keys this sync may put: the other tables' winning rows of all of them are read
-        in one scan when the first item is put (one scan per chunk re-read every published
-        day of each other table, every 2,500 items)."""
+        """The keys this sync may put. The other tables' winning rows of all of them are read
+        in one scan, when the first item is put; a scan per 2,500-item chunk re-read every
+        published day of each other table."""
         self._expected = keys
 
     def others(

@@ -125,8 +125,8 @@ def composite_key(table: FeatureTable, key: tuple) -> str:
 def items_of(table: FeatureTable, rows: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """Feature rows as DynamoDB items (low-level client form, native types), in row order.
 
-    Built a column at a time (a sync converts every row it writes; per-row conversion was
-    most of a sync's own CPU): timestamps formatted by Arrow, the expiry from the event
+    Built a column at a time (a sync converts every row it writes; per row, this was the
+    largest part of a sync's own CPU): timestamps formatted by Arrow, the expiry from the event
     time's epoch microseconds, other values by the rules of `_attribute`."""
     columns: dict[str, list[Any]] = {}
     keys = [rows.column(k).to_pylist() for k in table.keys]
