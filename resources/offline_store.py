@@ -163,32 +163,35 @@ class OfflineStore:
             days = {partition_day(p): PublishedDay(str(p), p.stat().st_mtime_ns) for p in found}
             return dict(sorted(days.items()))
         table_folder = self.storage.uri(table.name) + "/"
-        manifests = [
-            f.uri
+        folders = [
+            f.uri.rsplit("/", 1)[0]
             for f in self.storage.files(table_folder)
             if f.name == MANIFEST and f.uri.removeprefix(table_folder).startswith(prefix)
         ]
         # One GET each: in parallel, since a tick of the sync sensor reads every table's.
         with ThreadPoolExecutor(MANIFEST_READERS) as pool:
-            texts = list(pool.map(self.storage.read_text, manifests))
+            entries = list(pool.map(self._manifest, folders))
         days = {}
-        for uri, text in zip(manifests, texts, strict=True):
-            if text is None:
+        for folder, entry in zip(folders, entries, strict=True):
+            if entry is None:
                 continue  # manifests are replaced, never deleted: a day removed by hand
-            entry = json.loads(text)
-            folder = uri.rsplit("/", 1)[0]
-            days[partition_day(uri)] = PublishedDay(
-                f"{folder}/{entry['file']}", int(entry["version"])
-            )
+            file = f"{folder}/{entry['file']}"
+            days[partition_day(file)] = PublishedDay(file, int(entry["version"]))
         return dict(sorted(days.items()))
+
+    def _manifest(self, folder: str) -> dict[str, Any] | None:
+        """The manifest of an S3 day folder, or None when it has none."""
+        text = self.storage.read_text(f"{folder}/{MANIFEST}")
+        return json.loads(text) if text else None
 
     def day_file(self, table: FeatureTable, day: date) -> str | None:
         """The file that is the day now, or None when the day is not published."""
         if not self.storage.remote:
             path = self.partition_path(table, day)
             return str(path) if path.exists() else None
-        text = self.storage.read_text(f"{self.day_folder(table, day)}/{MANIFEST}")
-        return f"{self.day_folder(table, day)}/{json.loads(text)['file']}" if text else None
+        folder = self.day_folder(table, day)
+        entry = self._manifest(folder)
+        return f"{folder}/{entry['file']}" if entry else None
 
     def is_published(self, table: FeatureTable, day: date) -> bool:
         return self.day_file(table, day) is not None
@@ -492,8 +495,7 @@ class OfflineStore:
             names = {f.name for f in files}
             if MANIFEST in names and len(names) == 2:
                 continue  # a manifest and the one file it names (it never names a missing one)
-            text = self.storage.read_text(f"{folder}/{MANIFEST}")
-            manifest = json.loads(text) if text else None
+            manifest = self._manifest(folder)
             for file in files:
                 if file.name == MANIFEST or (manifest and file.name == manifest["file"]):
                     continue
