@@ -262,7 +262,7 @@ class ColocatedPart:
         for key in keys:
             own, entries = self._winners.get(key, ({}, {}))
             if own:
-                parts[key] = dict(own)
+                parts[key] = own  # merged() reads it and builds a new item
             for name, entry in entries.items():
                 self.companion_entries.setdefault(name, {})[key] = entry
         return parts
